@@ -1,0 +1,70 @@
+# One entry point for the no-Docker path. Every target builds what it needs first.
+#   make demo   run the eltml pipeline end to end on the embedded local dbt Cloud
+#   make test   run the test suite (the same one CI runs)
+# The Astro path needs none of this: `astro dev start` builds the image from Dockerfile.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+DBT_VENV := .venv-dbt
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# Same import root as the Astro image (/usr/local/airflow on PYTHONPATH): `import include.…`.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.PHONY: help venv test test-image lint lock clean
+
+help:
+	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
+
+venv: $(VENV)/.synced $(DBT_VENV)/.synced
+
+# The Airflow venv: Airflow 3.3.2 + the image's requirements.txt + test tools, from the lock.
+$(VENV)/.synced: constraints/local.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python >= 3.10 is required (Airflow 3.3), found " + sys.version.split()[0])'
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip sync --quiet --python $(VENV)/bin/python constraints/local.lock
+	touch $@
+
+# dbt Core in its own venv, as the guide recommends ("avoid dependency hell").
+$(DBT_VENV)/.synced: constraints/dbt.lock $(VENV)/.synced
+	test -x $(DBT_VENV)/bin/python || $(UV) venv --quiet --python $(VENV)/bin/python $(DBT_VENV)
+	$(UV) pip sync --quiet --python $(DBT_VENV)/bin/python constraints/dbt.lock
+	touch $@
+
+# Re-resolve both locks after editing requirements*.txt.
+lock: $(VENV)/.synced
+	$(UV) pip compile --quiet --python-version 3.11 requirements-dev.txt -o constraints/local.lock
+	$(UV) pip compile --quiet --python-version 3.11 requirements-dbt.txt -o constraints/dbt.lock
+
+test: venv
+	$(VENV)/bin/pytest --timeout=900
+
+# What `astro dev pytest tests/dags` runs, without Docker: only what the image holds (Airflow 3.3.2 +
+# requirements.txt + pytest), an empty AIRFLOW_HOME, no services and (where `unshare -n` is allowed,
+# as root in CI) no network at all.
+IMAGE_VENV := .venv-image
+$(IMAGE_VENV)/.synced: requirements.txt constraints/local.lock $(VENV)/.synced
+	test -x $(IMAGE_VENV)/bin/python || $(UV) venv --quiet --python $(VENV)/bin/python $(IMAGE_VENV)
+	$(UV) pip install --quiet --python $(IMAGE_VENV)/bin/python -c constraints/local.lock \
+		apache-airflow==3.3.2 -r requirements.txt pytest
+	touch $@
+
+test-image: $(IMAGE_VENV)/.synced
+	home=$$(mktemp -d) && isolate=$$(unshare -n true 2>/dev/null && echo "unshare -n") ; \
+	echo "AIRFLOW_HOME=$$home, network isolation: $${isolate:-not available}" ; \
+	$$isolate env -i PATH=/usr/bin:/bin HOME=$$home AIRFLOW_HOME=$$home \
+		$(IMAGE_VENV)/bin/python -m pytest tests/dags -p no:cacheprovider
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) $(DBT_VENV) .airflow .pytest_cache

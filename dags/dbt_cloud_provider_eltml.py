@@ -1,0 +1,88 @@
+"""
+### ELT + ML with a dbt Cloud job in the middle
+
+`extract >> load >> trigger_dbt_cloud_job_run >> ml_training`
+
+- **extract** lands the day's jaffle-shop orders, customers and payments as CSV files.
+- **load** replaces the `raw` tables of the DuckDB warehouse with them (idempotent) and updates the
+  `jaffle_shop_raw` asset.
+- **trigger_dbt_cloud_job_run** runs the dbt Cloud job that builds staging and mart models, waiting
+  in the triggerer (deferrable). Cleared after a failure, it calls dbt Cloud's *rerun from failure*,
+  so only the failed and skipped nodes run again.
+- **ml_training** fits a churn model on the `customer_features` mart and logs its metrics.
+
+Out of the box the job runs on the local dbt Cloud (`make demo`); point the `dbt_cloud` connection
+and the two IDs below at your account to run it on dbt Cloud.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.dbt.cloud.operators.dbt import DbtCloudRunJobOperator
+from airflow.sdk import chain, dag, task
+
+from include.assets import JAFFLE_SHOP_MARTS, RAW_JAFFLE_SHOP
+from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
+
+# --- Edit these two for your dbt Cloud job ---------------------------------------------------------
+# Both are in the job's URL, e.g. https://cloud.getdbt.com/#/accounts/16173/projects/36467/jobs/65767/
+#   ACCOUNT_ID = 16173  (the number after /accounts/)
+#   JOB_ID     = 65767  (the number after /jobs/)
+# The defaults are the local dbt Cloud's demo account and its "eltml build" job.
+ACCOUNT_ID = 1
+JOB_ID = 1
+# ---------------------------------------------------------------------------------------------------
+
+
+@dag(
+    schedule="@daily",
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "dbt_cloud_conn_id": DBT_CLOUD_CONN_ID,
+        "account_id": ACCOUNT_ID,
+    },
+    tags=["dbt-cloud", "eltml"],
+    doc_md=__doc__,
+)
+def dbt_cloud_provider_eltml():
+    @task
+    def extract(*, run_id: str) -> dict[str, str]:
+        from include.eltml.tasks import extract_raw_files
+
+        return extract_raw_files(run_id)
+
+    @task(outlets=[RAW_JAFFLE_SHOP])
+    def load(files: dict[str, str]) -> dict[str, int]:
+        from include.eltml.tasks import load_raw_files
+
+        return load_raw_files(files)
+
+    trigger_dbt_cloud_job_run = DbtCloudRunJobOperator(
+        task_id="trigger_dbt_cloud_job_run",
+        job_id=JOB_ID,
+        deferrable=True,  # wait in the triggerer, not in a worker slot
+        retry_from_failure=True,  # a retry or a cleared task reruns only what failed
+        reuse_existing_run=True,  # a retry after a lost worker attaches to the run in flight
+        check_interval=10,
+        execution_timeout=timedelta(hours=1),  # on timeout the dbt Cloud run is cancelled
+        hook_params=HOOK_PARAMS,
+        outlets=[JAFFLE_SHOP_MARTS],
+    )
+
+    @task
+    def ml_training(*, run_id: str) -> dict[str, float]:
+        from include.eltml.tasks import train_churn_model
+
+        return train_churn_model(run_id)
+
+    chain(load(extract()), trigger_dbt_cloud_job_run, ml_training())
+
+
+dbt_cloud_provider_eltml()

@@ -1,0 +1,25 @@
+"""Test-session setup shared by every suite: an isolated Airflow home and the project's import root.
+
+Airflow reads its configuration when first imported, so the environment is set here, before any test
+module imports it. Each session gets its own AIRFLOW_HOME, so tests never touch (or depend on) a
+developer's local Airflow state; the DAGs folder is the project's own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))  # `import include.…`, as on the Astro image's PYTHONPATH
+
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-tests-")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PROJECT_ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# A fresh home would otherwise point the metadata DB at the Makefile's or the image's database.
+os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)

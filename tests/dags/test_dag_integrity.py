@@ -1,0 +1,100 @@
+"""DAG integrity: every DAG file imports cleanly, follows the project's conventions and parses cheaply.
+
+Runs in the local venv (`make test`) and in the Astro image (`astro dev pytest tests/dags`): no
+metadata DB, no network and no services are needed, which is itself part of what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.dags.dag_parsing import DAGS_FOLDER, PROJECT_ROOT, parse_dags
+
+# Modules too heavy to import on every parse: they belong inside tasks (see include/eltml/tasks.py).
+HEAVY_MODULES = ("sklearn", "duckdb", "pandas", "scipy", "dbt")
+DAG_FILES = sorted(p for p in DAGS_FOLDER.glob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.fixture(scope="module")
+def dag_bag():
+    return parse_dags()
+
+
+def test_dag_files_import_without_errors_or_external_access(dag_bag):
+    errors = {Path(path).name: message.strip().splitlines()[-1] for path, message in dag_bag.import_errors.items()}
+    assert errors == {}, f"DAG import errors: {json.dumps(errors, indent=2)}"
+    assert dag_bag.dags, f"No DAG found in {DAGS_FOLDER}"
+    parsed_files = {Path(dag.fileloc).name for dag in dag_bag.dags.values()}
+    assert parsed_files == {p.name for p in DAG_FILES}, "every DAG file defines at least one DAG"
+
+
+def test_eltml_dag_has_the_guide_shape(dag_bag):
+    dag = dag_bag.dags["dbt_cloud_provider_eltml"]
+    order = ["extract", "load", "trigger_dbt_cloud_job_run", "ml_training"]
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    dbt_task = dag.get_task("trigger_dbt_cloud_job_run")
+    assert dbt_task.deferrable and dbt_task.retry_from_failure and dbt_task.reuse_existing_run
+
+
+@pytest.mark.parametrize("dag_id", ["dbt_cloud_provider_eltml"])
+def test_expected_dags_exist(dag_bag, dag_id):
+    assert dag_id in dag_bag.dags
+
+
+def test_every_dag_follows_conventions(dag_bag):
+    problems = []
+    for dag_id, dag in sorted(dag_bag.dags.items()):
+        if not dag.tags:
+            problems.append(f"{dag_id}: add tags=[...]")
+        if not dag.doc_md:
+            problems.append(f"{dag_id}: add doc_md (the DAG's docs in the UI)")
+        if dag.schedule is not None and dag.catchup:
+            problems.append(f"{dag_id}: scheduled DAGs set catchup=False (no surprise backfills)")
+        for task in dag.tasks:
+            if task.owner in (None, "", "airflow"):
+                problems.append(f"{dag_id}.{task.task_id}: set an owner in default_args")
+            if task.retries < 2:
+                problems.append(f"{dag_id}.{task.task_id}: retries={task.retries}, want >= 2")
+    assert problems == []
+
+
+def test_parse_guard_catches_top_level_access(tmp_path):
+    """The guard used above must actually fail a DAG file that reads a Variable or calls out at parse."""
+    bad_dags = {
+        "variable_at_top.py": "from airflow.sdk import Variable\nVALUE = Variable.get('x')\n",
+        "network_at_top.py": "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/')\n",
+        "connection_at_top.py": "from airflow.sdk import BaseHook\nBaseHook.get_connection('dbt_cloud')\n",
+    }
+    for name, body in bad_dags.items():
+        # safe_mode only parses files that mention both "airflow" and "dag", as real DAG files do.
+        (tmp_path / name).write_text("from airflow.sdk import dag\n" + body)
+    errors = parse_dags(tmp_path).import_errors
+    assert {Path(p).name for p in errors} == set(bad_dags)
+    assert all("at DAG parse time" in message for message in errors.values())
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_imports_no_heavy_module_at_parse_time(dag_file):
+    """Parse cost budget: a DAG file must not pull heavy libraries into every parse."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import airflow.sdk, airflow.providers.dbt.cloud.operators.dbt  # what any DAG here imports
+        before = set(sys.modules)
+        from airflow.models import DagBag
+        DagBag(dag_folder={str(dag_file)!r})
+        print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in {HEAVY_MODULES!r})))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
+    )
+    heavy = json.loads(result.stdout.strip().splitlines()[-1])
+    assert heavy == [], f"{dag_file.name} imports {heavy} at parse time; import them inside the task"
