@@ -6,6 +6,7 @@ metadata DB, no network and no services are needed, which is itself part of what
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def dag_bag():
 
 
 def test_dag_files_import_without_errors_or_external_access(dag_bag):
-    errors = {Path(path).name: message.strip().splitlines()[-1] for path, message in dag_bag.import_errors.items()}
+    errors = {Path(p).name: message.strip().splitlines()[-1] for p, message in dag_bag.import_errors.items()}
     assert errors == {}, f"DAG import errors: {json.dumps(errors, indent=2)}"
     assert dag_bag.dags, f"No DAG found in {DAGS_FOLDER}"
     parsed_files = {Path(dag.fileloc).name for dag in dag_bag.dags.values()}
@@ -37,10 +38,12 @@ def test_dag_files_import_without_errors_or_external_access(dag_bag):
 def test_eltml_dag_has_the_guide_shape(dag_bag):
     dag = dag_bag.dags["dbt_cloud_provider_eltml"]
     order = ["extract", "load", "trigger_dbt_cloud_job_run", "ml_training"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     dbt_task = dag.get_task("trigger_dbt_cloud_job_run")
-    assert dbt_task.deferrable and dbt_task.retry_from_failure and dbt_task.reuse_existing_run
+    assert dbt_task.deferrable
+    assert dbt_task.retry_from_failure
+    assert dbt_task.reuse_existing_run
 
 
 @pytest.mark.parametrize("dag_id", ["dbt_cloud_provider_eltml"])
@@ -90,7 +93,8 @@ def test_dag_file_imports_no_heavy_module_at_parse_time(dag_file):
         before = set(sys.modules)
         from airflow.models import DagBag
         DagBag(dag_folder={str(dag_file)!r})
-        print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in {HEAVY_MODULES!r})))
+        new = set(sys.modules) - before
+        print(json.dumps(sorted(m for m in new if m.split('.')[0] in {HEAVY_MODULES!r})))
         """
     )
     result = subprocess.run(
