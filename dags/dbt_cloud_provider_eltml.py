@@ -25,6 +25,7 @@ from airflow.sdk import chain, dag, task
 
 from include.assets import JAFFLE_SHOP_MARTS, RAW_JAFFLE_SHOP
 from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
+from include.notifications import FailureEmailNotifier
 
 # --- Edit these two for your dbt Cloud job ---------------------------------------------------------
 # Both are in the job's URL, e.g. https://cloud.getdbt.com/#/accounts/16173/projects/36467/jobs/65767/
@@ -47,6 +48,7 @@ JOB_ID = 1
         "retry_delay": timedelta(seconds=30),
         "dbt_cloud_conn_id": DBT_CLOUD_CONN_ID,
         "account_id": ACCOUNT_ID,
+        "on_failure_callback": FailureEmailNotifier(),  # off until an alerts_smtp connection exists
     },
     tags=["dbt-cloud", "eltml"],
     doc_md=__doc__,

@@ -8,9 +8,12 @@ developer's local Airflow state; the DAGs folder is the project's own.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,3 +26,13 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PROJECT_ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 # A fresh home would otherwise point the metadata DB at the Makefile's or the image's database.
 os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB in the session's AIRFLOW_HOME (for dag.test() and seeding)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}"
+    return Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"

@@ -46,7 +46,15 @@ def test_eltml_dag_has_the_guide_shape(dag_bag):
     assert dbt_task.reuse_existing_run
 
 
-@pytest.mark.parametrize("dag_id", ["dbt_cloud_provider_eltml"])
+@pytest.mark.parametrize(
+    "dag_id",
+    [
+        "dbt_cloud_provider_eltml",
+        "dbt_cloud_hourly_models",
+        "dbt_cloud_daily_models",
+        "dbt_cloud_after_ingestion",
+    ],
+)
 def test_expected_dags_exist(dag_bag, dag_id):
     assert dag_id in dag_bag.dags
 

@@ -1,0 +1,54 @@
+"""
+### Run dbt Cloud right after ingestion lands: asset-driven scheduling
+
+The guide's FAQ 3b (kick off dbt after Fivetran or any loader): this DAG has no clock. It runs every
+time the `jaffle_shop_raw` asset is updated, here by the eltml DAG's `load` task; in your project,
+by whichever DAG (or Fivetran/Airbyte sensor) lands the data. Producer and consumer never reference
+each other, only the asset.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.dbt.cloud.operators.dbt import DbtCloudRunJobOperator
+from airflow.sdk import dag
+
+from include.assets import JAFFLE_SHOP_MARTS, RAW_JAFFLE_SHOP
+from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
+from include.notifications import FailureEmailNotifier
+
+
+@dag(
+    schedule=[RAW_JAFFLE_SHOP],
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": FailureEmailNotifier(),
+    },
+    tags=["dbt-cloud", "asset-driven"],
+    doc_md=__doc__,
+)
+def dbt_cloud_after_ingestion():
+    DbtCloudRunJobOperator(
+        task_id="run_daily_models",
+        dbt_cloud_conn_id=DBT_CLOUD_CONN_ID,
+        project_name="jaffle_shop",
+        environment_name="Production",
+        job_name="Daily Run",
+        deferrable=True,
+        retry_from_failure=True,
+        reuse_existing_run=True,
+        check_interval=15,
+        execution_timeout=timedelta(hours=3),
+        hook_params=HOOK_PARAMS,
+        outlets=[JAFFLE_SHOP_MARTS],
+    )
+
+
+dbt_cloud_after_ingestion()

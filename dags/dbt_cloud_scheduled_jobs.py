@@ -1,0 +1,52 @@
+"""
+### dbt Cloud jobs on Airflow schedules: hourly and daily models
+
+The guide's FAQ 1: analytics engineers define jobs such as *Hourly Run* (`dbt build -s tag:hourly`)
+and *Daily Run* (`dbt build -s tag:daily`) in dbt Cloud; Airflow only decides *when* they run. Jobs are
+looked up by project, environment and job name, so no numeric id is hard-coded here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.dbt.cloud.operators.dbt import DbtCloudRunJobOperator
+from airflow.sdk import DAG
+
+from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
+from include.notifications import FailureEmailNotifier
+
+PROJECT_NAME = "jaffle_shop"
+ENVIRONMENT_NAME = "Production"
+JOBS_BY_SCHEDULE = {"hourly": "Hourly Run", "daily": "Daily Run"}
+
+for cadence, job_name in JOBS_BY_SCHEDULE.items():
+    with DAG(
+        dag_id=f"dbt_cloud_{cadence}_models",
+        schedule=f"@{cadence}",
+        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        default_args={
+            "owner": "data-platform",
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            "on_failure_callback": FailureEmailNotifier(),
+        },
+        tags=["dbt-cloud", cadence],
+        doc_md=__doc__,
+    ):
+        DbtCloudRunJobOperator(
+            task_id="run_dbt_cloud_job",
+            dbt_cloud_conn_id=DBT_CLOUD_CONN_ID,
+            project_name=PROJECT_NAME,
+            environment_name=ENVIRONMENT_NAME,
+            job_name=job_name,
+            deferrable=True,
+            retry_from_failure=True,
+            reuse_existing_run=True,
+            check_interval=15,
+            execution_timeout=timedelta(minutes=50 if cadence == "hourly" else 180),
+            hook_params=HOOK_PARAMS,
+        )
