@@ -53,6 +53,7 @@ def test_eltml_dag_has_the_guide_shape(dag_bag):
         "dbt_cloud_hourly_models",
         "dbt_cloud_daily_models",
         "dbt_cloud_after_ingestion",
+        "dbt_cloud_rerun_parser",
     ],
 )
 def test_expected_dags_exist(dag_bag, dag_id):
