@@ -17,7 +17,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 # Same import root as the Astro image (/usr/local/airflow on PYTHONPATH): `import include.…`.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help venv test test-image lint lock clean
+.PHONY: help venv demo test test-image lint lock clean
 
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
@@ -42,6 +42,9 @@ $(DBT_VENV)/.synced: constraints/dbt.lock $(VENV)/.synced
 lock: $(VENV)/.synced
 	$(UV) pip compile --quiet --python-version 3.11 requirements-dev.txt -o constraints/local.lock
 	$(UV) pip compile --quiet --python-version 3.11 requirements-dbt.txt -o constraints/dbt.lock
+
+demo: venv
+	$(VENV)/bin/python -m localdev.demo
 
 test: venv
 	$(VENV)/bin/pytest --timeout=900
@@ -68,3 +71,27 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) $(DBT_VENV) .airflow .pytest_cache
+
+# --- The full local Airflow stack without Docker (localdev/stack.py) ------------------------------
+# What `astro dev start` runs, natively from .venv: api-server, scheduler, dag-processor, triggerer on
+# PostgreSQL (127.0.0.1:5432, database airflow_local; SQLite when none answers), airflow_settings.yaml
+# seeded, plus the local dbt Cloud. State and logs in .airflow/ (logs/stack/<component>.log).
+#   make up         start it in the background: UI http://localhost:8080 (no login), dbt Cloud :8443
+#   make up-celery  the same on CeleryExecutor with two workers on the local Redis (= make up EXECUTOR=celery)
+#   make status     components and health
+#   make down       stop everything it started and free the ports
+# Ports, state folder, database and Redis move with LOCALDEV_* variables: python -m localdev.stack up -h
+.PHONY: up up-celery down status
+
+up: venv
+	$(VENV)/bin/python -m localdev.stack up $(if $(EXECUTOR),--executor $(EXECUTOR))
+
+up-celery: venv
+	$(VENV)/bin/python -m localdev.stack up --executor celery
+
+down: venv
+	$(VENV)/bin/python -m localdev.stack down
+
+status: venv
+	$(VENV)/bin/python -m localdev.stack status
+# --- end of the local Airflow stack section ---------------------------------------------------------

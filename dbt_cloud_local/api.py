@@ -1,0 +1,600 @@
+"""
+The dbt Cloud API v2/v3 routes the Airflow provider (and a few tools) call.
+
+Handlers that touch SQLite or files are plain ``def`` functions, which FastAPI runs in its thread
+pool, so the event loop stays free for other requests. Query parameters are parsed by hand because
+clients encode them in several ways (``include_related`` as repeated keys, comma-joined or a JSON
+list; ``status__in`` as the string ``"[1, 2, 3]"``).
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from dbt_cloud_local import env_vars, serializers
+from dbt_cloud_local.commands import CommandError, parse_steps_override
+from dbt_cloud_local.config import Config, Job
+from dbt_cloud_local.runner import RunManager
+from dbt_cloud_local.store import ERROR, STATUS_HUMANIZED, Store
+from dbt_cloud_local.workspace import ArtifactPathError, RunWorkspace
+
+router = APIRouter()
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+JOB_ORDER_FIELDS = frozenset({"id", "name", "created_at", "updated_at"})
+MAX_CAUSE_LENGTH = 255
+
+
+class ApiError(Exception):
+    """An error answered with dbt Cloud's status envelope."""
+
+    def __init__(self, code: int, user_message: str, developer_message: str = "") -> None:
+        super().__init__(user_message)
+        self.code = code
+        self.user_message = user_message
+        self.developer_message = developer_message
+
+
+@dataclass
+class ServerContext:
+    config: Config
+    store: Store
+    runner: RunManager
+    data_dir: Path
+
+
+def context(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+def base_url(request: Request) -> str:
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"https://{host}"
+
+
+# Query parsing ----------------------------------------------------------------------------------
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, f"Query parameter {name} must be an integer, got {value!r}") from None
+
+
+def query_int(request: Request, name: str, default: int | None = None) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return default
+    return _int(value, name)
+
+
+def query_list(request: Request, name: str) -> list[str]:
+    """Accept ``a&a``, ``a,b``, ``["a","b"]`` and ``[1, 2]``."""
+    items: list[str] = []
+    for raw in request.query_params.getlist(name):
+        raw = raw.strip()
+        if raw.startswith("["):
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = raw.strip("[]").split(",")
+            values = parsed if isinstance(parsed, list) else [parsed]
+        else:
+            values = raw.split(",")
+        items.extend(str(value).strip().strip("'\"") for value in values if str(value).strip())
+    return items
+
+
+def paging(request: Request, ctx: ServerContext) -> tuple[int, int]:
+    limit = query_int(request, "limit", ctx.config.server.page_size)
+    offset = query_int(request, "offset", 0)
+    assert limit is not None
+    assert offset is not None
+    if not 1 <= limit <= 100:
+        raise ApiError(400, "limit must be between 1 and 100")
+    if offset < 0:
+        raise ApiError(400, "offset must be 0 or more")
+    return limit, offset
+
+
+def include_related(request: Request) -> set[str]:
+    return set(query_list(request, "include_related"))
+
+
+# Look-ups ---------------------------------------------------------------------------------------
+
+
+def account_or_404(ctx: ServerContext, account_id: int) -> None:
+    if account_id not in ctx.config.accounts:
+        raise ApiError(404, f"Account {account_id} not found", "Check the connection's login (account id).")
+
+
+def job_or_404(ctx: ServerContext, account_id: int, job_id: int) -> Job:
+    account_or_404(ctx, account_id)
+    job = ctx.config.jobs.get(job_id)
+    if job is None or job.account_id != account_id:
+        raise ApiError(404, f"Job {job_id} not found in account {account_id}")
+    return job
+
+
+def run_or_404(ctx: ServerContext, account_id: int, run_id: int) -> dict[str, Any]:
+    account_or_404(ctx, account_id)
+    run = ctx.store.get_run(run_id)
+    if run is None or run["account_id"] != account_id:
+        raise ApiError(404, f"Run {run_id} not found in account {account_id}")
+    return run
+
+
+def project_or_404(ctx: ServerContext, account_id: int, project_id: int):
+    account_or_404(ctx, account_id)
+    project = ctx.config.projects.get(project_id)
+    if project is None or project.account_id != account_id:
+        raise ApiError(404, f"Project {project_id} not found in account {account_id}")
+    return project
+
+
+def serialize_run(
+    request: Request, ctx: ServerContext, run: dict[str, Any], include: set[str]
+) -> dict[str, Any]:
+    steps = ctx.store.steps_for_runs([run["id"]])[run["id"]] if "run_steps" in include else None
+    return serializers.run(
+        run,
+        ctx.config,
+        base_url=base_url(request),
+        include=include,
+        steps=steps,
+        workspace=RunWorkspace(ctx.data_dir, run["id"]),
+    )
+
+
+# Accounts ---------------------------------------------------------------------------------------
+
+
+@router.get("/")
+@router.get("/api/v2/accounts/")
+def list_accounts(request: Request) -> dict[str, Any]:
+    """Accounts the token may use; ``GET /`` is also the provider's ``test_connection``."""
+    ctx = context(request)
+    items = [serializers.account(account) for account in ctx.config.accounts.values()]
+    return serializers.list_envelope(items, total=len(items), limit=100, offset=0, filters={}, order_by="id")
+
+
+@router.get("/api/v2/accounts/{account_id}/")
+def get_account(request: Request, account_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    account_or_404(ctx, account_id)
+    return serializers.envelope(serializers.account(ctx.config.accounts[account_id]))
+
+
+# Projects and environments (v3) -----------------------------------------------------------------
+
+
+def _name_filter(request: Request) -> str | None:
+    value = request.query_params.get("name__icontains")
+    return value.lower() if value else None
+
+
+@router.get("/api/v3/accounts/{account_id}/projects/")
+def list_projects(request: Request, account_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    account_or_404(ctx, account_id)
+    limit, offset = paging(request, ctx)
+    needle = _name_filter(request)
+    projects = [
+        project
+        for project in sorted(ctx.config.projects.values(), key=lambda project: project.id)
+        if project.account_id == account_id and (needle is None or needle in project.name.lower())
+    ]
+    page = [serializers.project_v3(project, ctx.config) for project in projects[offset : offset + limit]]
+    filters = {"account_id": account_id, "name__icontains": request.query_params.get("name__icontains")}
+    return serializers.list_envelope(
+        page, total=len(projects), limit=limit, offset=offset, filters=filters, order_by="id"
+    )
+
+
+@router.get("/api/v3/accounts/{account_id}/projects/{project_id}/")
+def get_project(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    project = project_or_404(ctx, account_id, project_id)
+    return serializers.envelope(serializers.project_v3(project, ctx.config))
+
+
+@router.get("/api/v3/accounts/{account_id}/projects/{project_id}/environments/")
+def list_environments(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    project_or_404(ctx, account_id, project_id)
+    limit, offset = paging(request, ctx)
+    needle = _name_filter(request)
+    exact = request.query_params.get("name")
+    environments = [
+        env
+        for env in sorted(ctx.config.environments.values(), key=lambda env: env.id)
+        if env.project_id == project_id
+        and (needle is None or needle in env.name.lower())
+        and (exact is None or env.name == exact)
+    ]
+    page = [serializers.environment_v3(env, ctx.config) for env in environments[offset : offset + limit]]
+    filters = {
+        "account_id": account_id,
+        "project_id": project_id,
+        "name__icontains": request.query_params.get("name__icontains"),
+        "name": exact,
+    }
+    return serializers.list_envelope(
+        page, total=len(environments), limit=limit, offset=offset, filters=filters, order_by="id"
+    )
+
+
+@router.get("/api/v3/accounts/{account_id}/projects/{project_id}/environments/{environment_id}/")
+def get_environment(
+    request: Request, account_id: int, project_id: int, environment_id: int
+) -> dict[str, Any]:
+    ctx = context(request)
+    project_or_404(ctx, account_id, project_id)
+    environment = ctx.config.environments.get(environment_id)
+    if environment is None or environment.project_id != project_id:
+        raise ApiError(404, f"Environment {environment_id} not found in project {project_id}")
+    return serializers.envelope(serializers.environment_v3(environment, ctx.config))
+
+
+# Environment variables (v3) ---------------------------------------------------------------------
+
+
+@router.get("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/environment/")
+def get_environment_variables(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    project_or_404(ctx, account_id, project_id)
+    return serializers.envelope(env_vars.describe(ctx.config, ctx.store, project_id))
+
+
+async def _json_body(request: Request) -> Any:
+    body = await request.body()
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ApiError(400, "The request body is not valid JSON", str(exc)) from None
+
+
+@router.post("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/bulk/")
+async def create_environment_variables(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+    """Body ``{"env_var": [{"new_name": "DBT_X", "project": "default", "<Environment>": "value"}]}``."""
+    ctx = context(request)
+    body = await _json_body(request)
+    items = body.get("env_var") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, 'Send {"env_var": [{"new_name": "DBT_NAME", "project": "value", ...}]}')
+
+    def apply() -> list[dict[str, Any]]:
+        project_or_404(ctx, account_id, project_id)
+        results = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise ApiError(400, "Each env_var entry must be an object")
+            values = {key: value for key, value in item.items() if key != "new_name"}
+            written, _ = env_vars.set_values(ctx.config, ctx.store, project_id, item.get("new_name"), values)
+            results.append(
+                {
+                    "status": "success",
+                    "status_code": 201,
+                    "key_name": item["new_name"],
+                    "data": {"message": "Environment variable saved", "new_var_ids": written},
+                }
+            )
+        return results
+
+    try:
+        results = await run_in_threadpool(apply)
+    except env_vars.EnvVarError as exc:
+        raise ApiError(400, str(exc)) from None
+    return {"status": serializers.response_status(), "data": results}
+
+
+@router.put("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/bulk/")
+async def update_environment_variables(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+    """Body ``{"env_vars": {"name": "DBT_X", "<Environment>|project": "value" or null to delete}}``."""
+    ctx = context(request)
+    body = await _json_body(request)
+    spec = body.get("env_vars") if isinstance(body, dict) else None
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ApiError(400, 'Send {"env_vars": {"name": "DBT_NAME", "<environment or project>": "value"}}')
+    if "new_name" in spec:
+        raise ApiError(400, "Renaming environment variables is not supported by the local dbt Cloud server")
+    values = {key: value for key, value in spec.items() if key != "name"}
+
+    def apply() -> tuple[list[int], list[int]]:
+        project_or_404(ctx, account_id, project_id)
+        return env_vars.set_values(ctx.config, ctx.store, project_id, spec["name"], values)
+
+    try:
+        written, deleted = await run_in_threadpool(apply)
+    except env_vars.EnvVarError as exc:
+        raise ApiError(400, str(exc)) from None
+    data = {"message": "Environment variable updated", "new_var_ids": written, "deleted_var_ids": deleted}
+    return {"status": serializers.response_status(), "data": data}
+
+
+@router.delete("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/bulk/")
+async def delete_environment_variables(request: Request, account_id: int, project_id: int) -> Response:
+    """Body ``{"env_var_names": ["DBT_X", ...]}``: delete every scope of those variables."""
+    ctx = context(request)
+    body = await _json_body(request)
+    names = body.get("env_var_names") if isinstance(body, dict) else None
+    if not isinstance(names, list) or not names:
+        raise ApiError(400, 'Send {"env_var_names": ["DBT_NAME", ...]}')
+
+    def apply() -> None:
+        project_or_404(ctx, account_id, project_id)
+        for name in names:
+            ctx.store.unset_env_var(project_id, env_vars.validate_name(name))
+
+    try:
+        await run_in_threadpool(apply)
+    except env_vars.EnvVarError as exc:
+        raise ApiError(400, str(exc)) from None
+    return Response(status_code=204)
+
+
+# Jobs -------------------------------------------------------------------------------------------
+
+
+@router.get("/api/v2/accounts/{account_id}/jobs/")
+def list_jobs(request: Request, account_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    account_or_404(ctx, account_id)
+    limit, offset = paging(request, ctx)
+    project_id = query_int(request, "project_id")
+    environment_id = query_int(request, "environment_id")
+    needle = _name_filter(request)
+    order_by = request.query_params.get("order_by") or "id"
+    if order_by.lstrip("-") not in JOB_ORDER_FIELDS:
+        raise ApiError(400, f"Cannot order jobs by {order_by!r}; use one of {sorted(JOB_ORDER_FIELDS)}")
+    jobs = [
+        job
+        for job in ctx.config.jobs.values()
+        if job.account_id == account_id
+        and (project_id is None or job.project_id == project_id)
+        and (environment_id is None or job.environment_id == environment_id)
+        and (needle is None or needle in job.name.lower())
+    ]
+    jobs.sort(key=lambda job: (getattr(job, order_by.lstrip("-")), job.id), reverse=order_by.startswith("-"))
+    page = [
+        serializers.job(job, ctx.config, ctx.store.count_runs_for_job(job.id, ERROR))
+        for job in jobs[offset : offset + limit]
+    ]
+    filters = {
+        "account_id": account_id,
+        "project_id": project_id,
+        "environment_id": environment_id,
+        "name__icontains": request.query_params.get("name__icontains"),
+    }
+    return serializers.list_envelope(
+        page, total=len(jobs), limit=limit, offset=offset, filters=filters, order_by=order_by
+    )
+
+
+@router.get("/api/v2/accounts/{account_id}/jobs/{job_id}")
+@router.get("/api/v2/accounts/{account_id}/jobs/{job_id}/")
+def get_job(request: Request, account_id: int, job_id: int) -> dict[str, Any]:
+    """Served with and without the trailing slash: the provider's ``get_job`` omits it."""
+    ctx = context(request)
+    job = job_or_404(ctx, account_id, job_id)
+    return serializers.envelope(serializers.job(job, ctx.config, ctx.store.count_runs_for_job(job.id, ERROR)))
+
+
+def _optional(body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        raise ApiError(400, f"{key} has the wrong type: {value!r}")
+    return value
+
+
+def validate_run_request(body: Any) -> dict[str, Any]:
+    """Check a ``/run/`` body; unknown keys (e.g. pull request ids) are accepted and ignored."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object")
+    cause = body.get("cause")
+    if not isinstance(cause, str) or not cause.strip():
+        raise ApiError(400, "cause is required: describe why the job is triggered")
+    if len(cause) > MAX_CAUSE_LENGTH:
+        raise ApiError(400, f"cause may be at most {MAX_CAUSE_LENGTH} characters long")
+    request = {
+        "cause": cause,
+        "git_sha": _optional(body, "git_sha", str),
+        "git_branch": _optional(body, "git_branch", str),
+        "schema_override": _optional(body, "schema_override", str),
+        "dbt_version_override": _optional(body, "dbt_version_override", str),
+        "threads_override": _optional(body, "threads_override", int),
+        "target_name_override": _optional(body, "target_name_override", str),
+        "generate_docs_override": _optional(body, "generate_docs_override", bool),
+        "timeout_seconds_override": _optional(body, "timeout_seconds_override", int),
+    }
+    for key in ("schema_override", "target_name_override"):
+        if request[key] is not None and not _IDENTIFIER.match(request[key]):
+            raise ApiError(
+                400, f"{key} must be a plain identifier (letters, digits, _), got {request[key]!r}"
+            )
+    if request["git_sha"] is not None and not re.fullmatch(r"[0-9a-fA-F]{4,64}", request["git_sha"]):
+        raise ApiError(400, "git_sha must be a hexadecimal commit id")
+    if request["git_branch"] is not None and (
+        len(request["git_branch"]) > 255 or "\n" in request["git_branch"]
+    ):
+        raise ApiError(400, "git_branch is not a valid branch name")
+    if request["threads_override"] is not None and not 1 <= request["threads_override"] <= 64:
+        raise ApiError(400, "threads_override must be between 1 and 64")
+    if request["timeout_seconds_override"] is not None and request["timeout_seconds_override"] < 0:
+        raise ApiError(400, "timeout_seconds_override must be 0 (no timeout) or more")
+    return request
+
+
+@router.post("/api/v2/accounts/{account_id}/jobs/{job_id}/run/")
+async def trigger_run(request: Request, account_id: int, job_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    body = await _json_body(request)
+    run_request = validate_run_request(body)
+    try:
+        steps = parse_steps_override(body.get("steps_override"))
+    except CommandError as exc:
+        raise ApiError(400, f"Invalid steps_override: {exc}") from None
+
+    def create() -> dict[str, Any]:
+        job = job_or_404(ctx, account_id, job_id)
+        run = ctx.runner.trigger(job, run_request, steps)
+        return serialize_run(request, ctx, run, {"trigger", "job"})
+
+    return serializers.envelope(await run_in_threadpool(create))
+
+
+@router.post("/api/v2/accounts/{account_id}/jobs/{job_id}/rerun/")
+def rerun_job(request: Request, account_id: int, job_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    job = job_or_404(ctx, account_id, job_id)
+    run = ctx.runner.rerun(job)
+    return serializers.envelope(serialize_run(request, ctx, run, {"trigger", "job"}))
+
+
+# Runs -------------------------------------------------------------------------------------------
+
+
+@router.get("/api/v2/accounts/{account_id}/runs/")
+def list_runs(request: Request, account_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    account_or_404(ctx, account_id)
+    limit, offset = paging(request, ctx)
+    statuses = [_int(value, "status__in") for value in query_list(request, "status__in")]
+    status = query_int(request, "status")
+    if status is not None:
+        statuses.append(status)
+    unknown = [value for value in statuses if value not in STATUS_HUMANIZED]
+    if unknown:
+        raise ApiError(400, f"Unknown run status {unknown[0]}; use 1, 2, 3, 10, 20 or 30")
+    order_by = request.query_params.get("order_by") or "id"
+    job_id = query_int(request, "job_definition_id")
+    project_id = query_int(request, "project_id")
+    environment_id = query_int(request, "environment_id")
+    try:
+        runs, total = ctx.store.list_runs(
+            account_id=account_id,
+            job_id=job_id,
+            project_id=project_id,
+            environment_id=environment_id,
+            statuses=statuses or None,
+            order_by=order_by,
+            limit=limit,
+            offset=offset,
+        )
+    except ValueError as exc:
+        raise ApiError(
+            400, str(exc), "order_by accepts id, created_at, finished_at, updated_at, status"
+        ) from None
+    include = include_related(request)
+    steps = ctx.store.steps_for_runs([run["id"] for run in runs]) if "run_steps" in include else {}
+    items = [
+        serializers.run(
+            run,
+            ctx.config,
+            base_url=base_url(request),
+            include=include,
+            steps=steps.get(run["id"]),
+            workspace=RunWorkspace(ctx.data_dir, run["id"]),
+        )
+        for run in runs
+    ]
+    filters = {
+        "account_id": account_id,
+        "job_definition_id": job_id,
+        "project_id": project_id,
+        "environment_id": environment_id,
+        "status__in": statuses or None,
+        "include_related": sorted(include) or None,
+    }
+    return serializers.list_envelope(
+        items, total=total, limit=limit, offset=offset, filters=filters, order_by=order_by
+    )
+
+
+@router.get("/api/v2/accounts/{account_id}/runs/{run_id}/")
+def get_run(request: Request, account_id: int, run_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    run = run_or_404(ctx, account_id, run_id)
+    return serializers.envelope(serialize_run(request, ctx, run, include_related(request)))
+
+
+@router.post("/api/v2/accounts/{account_id}/runs/{run_id}/cancel/")
+def cancel_run(request: Request, account_id: int, run_id: int) -> dict[str, Any]:
+    """Cancel a run. Completed runs are returned unchanged (cancelling is idempotent)."""
+    ctx = context(request)
+    run_or_404(ctx, account_id, run_id)
+    run = ctx.runner.cancel(run_id)
+    return serializers.envelope(serialize_run(request, ctx, run, {"trigger", "job"}))
+
+
+@router.get("/api/v2/accounts/{account_id}/steps/{step_id}/")
+def get_step(request: Request, account_id: int, step_id: int) -> dict[str, Any]:
+    ctx = context(request)
+    account_or_404(ctx, account_id)
+    step = ctx.store.get_step(step_id)
+    run = ctx.store.get_run(step["run_id"]) if step else None
+    if step is None or run is None or run["account_id"] != account_id:
+        raise ApiError(404, f"Run step {step_id} not found in account {account_id}")
+    workspace = RunWorkspace(ctx.data_dir, run["id"])
+    include = include_related(request)
+    data = serializers.run_step(step, workspace, ctx.config.server.log_tail_lines, "debug_logs" in include)
+    return serializers.envelope(data | {"account_id": account_id})
+
+
+def _artifact_step(request: Request, ctx: ServerContext, run: dict[str, Any]) -> int:
+    steps = ctx.store.steps_for_runs([run["id"]])[run["id"]]
+    if not steps:
+        raise ApiError(404, f"Run {run['id']} has no steps yet, so no artifacts")
+    step = query_int(request, "step")
+    if step is None:
+        return steps[-1]["idx"]
+    if not 1 <= step <= len(steps):
+        raise ApiError(404, f"Run {run['id']} has steps 1 to {len(steps)}; step {step} does not exist")
+    return step
+
+
+@router.get("/api/v2/accounts/{account_id}/runs/{run_id}/artifacts/")
+def list_artifacts(request: Request, account_id: int, run_id: int) -> dict[str, Any]:
+    """Artifact paths of one step (default: the last step), relative to its target directory."""
+    ctx = context(request)
+    run = run_or_404(ctx, account_id, run_id)
+    step = _artifact_step(request, ctx, run)
+    return serializers.envelope(RunWorkspace(ctx.data_dir, run_id).list_artifacts(step))
+
+
+@router.get("/api/v2/accounts/{account_id}/runs/{run_id}/artifacts/{path:path}")
+def get_artifact(request: Request, account_id: int, run_id: int, path: str) -> Response:
+    """The raw artifact file; ``.json`` files come back as ``application/json``."""
+    ctx = context(request)
+    run = run_or_404(ctx, account_id, run_id)
+    step = _artifact_step(request, ctx, run)
+    try:
+        file = RunWorkspace(ctx.data_dir, run_id).resolve_artifact(step, path)
+    except ArtifactPathError as exc:
+        raise ApiError(400, str(exc)) from None
+    if not file.is_file():
+        raise ApiError(404, f"Artifact {path} not found for step {step} of run {run_id}")
+    media_type = "application/json" if file.suffix == ".json" else mimetypes.guess_type(file.name)[0]
+    return FileResponse(file, media_type=media_type or "text/plain")
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(
+        serializers.error_body(error.code, error.user_message, error.developer_message),
+        status_code=error.code,
+    )

@@ -1,0 +1,416 @@
+"""
+Shape API objects the way dbt Cloud does, within the official OpenAPI schemas.
+
+The official specs declare no field ``nullable``, so a field that has no value yet (``finished_at``
+of a running run, ``git_sha`` when none was given) is left out instead of being ``null``; clients
+should read such fields with ``.get``. Timestamps are RFC 3339 (``2025-01-31T12:00:00.123456+00:00``)
+as the spec's ``date-time`` format requires (the hosted API prints a space instead of the ``T``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from dbt_cloud_local.config import Account, Config, Environment, Job, Project
+from dbt_cloud_local.store import CANCELLED, ERROR, IN_FLIGHT, RUNNING, STATUS_HUMANIZED, SUCCESS, TERMINAL
+from dbt_cloud_local.workspace import RunWorkspace, tail_text
+
+STATUS_COLOR = {SUCCESS: "green", ERROR: "red", CANCELLED: "orange"}
+STATIC_TIMESTAMP = "2025-01-01T00:00:00+00:00"
+FAR_FUTURE = "2099-12-31T00:00:00+00:00"
+
+
+#: Fields the spec leaves untyped (so ``null`` is valid) and that dbt Cloud sends as ``null``.
+KEEP_NULL = frozenset({"job_completion_trigger_condition"})
+
+
+def compact(value: Any) -> Any:
+    """Drop ``None`` values from mappings, recursively (see the module docstring)."""
+    if isinstance(value, dict):
+        return {key: compact(item) for key, item in value.items() if item is not None or key in KEEP_NULL}
+    if isinstance(value, list):
+        return [compact(item) for item in value]
+    return value
+
+
+def response_status(code: int = 200, user_message: str = "Success!", developer_message: str = "") -> dict:
+    return {
+        "code": code,
+        "is_success": 200 <= code < 300,
+        "user_message": user_message,
+        "developer_message": developer_message,
+    }
+
+
+def envelope(data: Any) -> dict[str, Any]:
+    return {"status": response_status(), "data": compact(data)}
+
+
+def list_envelope(
+    items: list[Any], *, total: int, limit: int, offset: int, filters: dict[str, Any], order_by: str
+) -> dict[str, Any]:
+    """A list response with the ``extra`` block the provider's paginator reads."""
+    return {
+        "status": response_status(),
+        "data": compact(items),
+        "extra": {
+            "filters": {**compact(filters), "limit": limit, "offset": offset},
+            "order_by": order_by,
+            "pagination": {"count": len(items), "total_count": total},
+        },
+    }
+
+
+def error_body(code: int, user_message: str, developer_message: str = "") -> dict[str, Any]:
+    return {"status": response_status(code, user_message, developer_message), "data": None}
+
+
+# Accounts, projects, environments ---------------------------------------------------------------
+
+
+def account(item: Account) -> dict[str, Any]:
+    """An ``AccountResponse``: the many required billing fields carry neutral local values."""
+    return {
+        "id": item.id,
+        "name": item.name,
+        "state": 1,
+        "plan": "enterprise",
+        "run_slots": 2,
+        "developer_seats": 1,
+        "it_seats": 0,
+        "explorer_seats": 0,
+        "analyst_seats": 0,
+        "read_only_seats": 0,
+        "locked": False,
+        "lock_reason": "",
+        "lock_cause": "other",
+        "unlocked_at": STATIC_TIMESTAMP,
+        "pending_cancel": False,
+        "billing_email_address": "",
+        "pod_memory_request_mebibytes": 0,
+        "develop_pod_memory_request_mebibytes": 0,
+        "run_duration_limit_seconds": 86400,
+        "queue_limit": 50,
+        "enterprise_login_slug": "",
+        "business_critical": False,
+        "starter_repo_url": "",
+        "git_auth_level": "personal",
+        "identifier": f"local{item.id}",
+        "trial_end_date": FAR_FUTURE,
+        "static_subdomain": "",
+        "vanity_subdomain": "",
+        "run_locked_until": STATIC_TIMESTAMP,
+        "copilot_locked_until": STATIC_TIMESTAMP,
+        "agent_credit_locked": False,
+        "account_migration_events": [],
+        "groups": [],
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+    }
+
+
+def project_ref(item: Project) -> dict[str, Any]:
+    """The nested ``Project`` object."""
+    return {"id": item.id, "name": item.name, "account_id": item.account_id, "state": 1, "type": 0}
+
+
+def environment_v2(item: Environment) -> dict[str, Any]:
+    """The nested ``EnvironmentV2`` object (in jobs and runs)."""
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "project_id": item.project_id,
+        "name": item.name,
+        "dbt_version": item.dbt_version,
+        "use_custom_branch": True,
+        "custom_branch": item.custom_branch,
+        "supports_docs": True,
+        "deployment_type": item.deployment_type,
+        "type": "deployment",
+        "state": 1,
+    }
+
+
+def environment_v3(item: Environment, config: Config) -> dict[str, Any]:
+    """An ``EnvironmentV3Response``."""
+    return {
+        **environment_v2(item),
+        "raw_dbt_version": item.dbt_version,
+        "is_deferrable": False,
+        "enable_model_query_history": False,
+        "enable_dbt_state": False,
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+        "project": project_ref(config.projects[item.project_id]),
+        "credentials": {
+            "id": item.id,
+            "account_id": item.account_id,
+            "project_id": item.project_id,
+            "type": "adapter",
+            "state": 1,
+            "threads": 4,
+            "username": "local",
+            "default_schema": "main",
+            "target_name": "default",
+        },
+        "fusion_readiness": {},
+    }
+
+
+def job_definition_v2(item: Job) -> dict[str, Any]:
+    """A ``JobDefinitionV2``/``InternalJobDefinition`` (nested in projects and runs)."""
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "project_id": item.project_id,
+        "environment_id": item.environment_id,
+        "name": item.name,
+        "description": item.description,
+        "dbt_version": None,
+        "execute_steps": list(item.execute_steps),
+        "execution": {"timeout_seconds": item.timeout_seconds},
+        "generate_docs": item.generate_docs,
+        "run_generate_sources": item.run_generate_sources,
+        "job_type": "other",
+        "lifecycle_webhooks": False,
+        "run_compare_changes": False,
+        "run_lint": False,
+        "errors_on_lint_failure": False,
+        "settings": {"threads": item.threads or 4, "target_name": item.target_name or "default"},
+        "state": 1,
+        "triggers": {
+            "github_webhook": False,
+            "schedule": False,
+            "git_provider_webhook": False,
+            "on_merge": False,
+            "custom_branch_only": False,
+        },
+        "triggers_on_draft_pr": False,
+    }
+
+
+def project_v3(item: Project, config: Config) -> dict[str, Any]:
+    """A ``ProjectResponse``. The spec requires docs/freshness jobs: we name the project's first jobs."""
+    environments = [env for env in config.environments.values() if env.project_id == item.id]
+    jobs = [job for job in config.jobs.values() if job.project_id == item.id]
+    docs_job = next((job for job in jobs if job.generate_docs), jobs[0] if jobs else None)
+    freshness_job = next((job for job in jobs if job.run_generate_sources), docs_job)
+    placeholder_job = docs_job or Job(
+        id=0, account_id=item.account_id, project_id=item.id, environment_id=0, name="", description="",
+        execute_steps=("dbt build",), generate_docs=False, run_generate_sources=False, threads=None,
+        target_name=None, timeout_seconds=0, created_at=STATIC_TIMESTAMP,
+    )  # fmt: skip
+    return {
+        **project_ref(item),
+        "description": f"dbt project at {item.dbt_project_dir.name}",
+        "dbt_project_subdirectory": "",
+        "docs_job_id": docs_job.id if docs_job else None,
+        "freshness_job_id": freshness_job.id if freshness_job else None,
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+        "connection": {
+            "id": item.id,
+            "account_id": item.account_id,
+            "project_id": item.id,
+            "name": "DuckDB (local)",
+            "type": "adapter",
+            "state": 1,
+        },
+        "environments": [
+            {key: value for key, value in environment_v2(env).items() if key != "id"} | {"id": env.id}
+            for env in environments
+        ],
+        "repository": {
+            "account_id": item.account_id,
+            "project_id": item.id,
+            "state": 1,
+            "remote_backend": "manual_config",
+        },
+        "group_permissions": [],
+        "docs_job": job_definition_v2(docs_job or placeholder_job),
+        "freshness_job": job_definition_v2(freshness_job or placeholder_job),
+        "fusion_readiness": {},
+        "default_version": "latest",
+    }
+
+
+def job(item: Job, config: Config, run_failure_count: int = 0) -> dict[str, Any]:
+    """A ``HumanReadableJobDefinitionResponse``."""
+    environment = config.environments[item.environment_id]
+    return {
+        **job_definition_v2(item),
+        "dbt_version": environment.dbt_version,
+        "raw_dbt_version": environment.dbt_version,
+        "is_deferrable": False,
+        "lifecycle_webhooks_url": "",
+        "run_failure_count": run_failure_count,
+        "job_completion_trigger_condition": None,
+        "created_at": item.created_at,
+        "updated_at": item.created_at,
+        "account": {"id": item.account_id, "name": config.accounts[item.account_id].name, "state": 1},
+        "project": project_ref(config.projects[item.project_id]),
+        "environment": environment_v2(environment),
+        "fusion_readiness": {},
+        "generate_sources": item.run_generate_sources,
+    }
+
+
+# Runs -----------------------------------------------------------------------------------------
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
+
+
+def _clock(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _humanize(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    whole = round(seconds)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours} hour{'s' * (hours != 1)}"] if hours else []
+    if minutes:
+        parts.append(f"{minutes} minute{'s' * (minutes != 1)}")
+    parts.append(f"{secs} second{'s' * (secs != 1)}")
+    return ", ".join(parts)
+
+
+def run_step(
+    step: dict[str, Any], workspace: RunWorkspace, tail_lines: int, full_debug: bool
+) -> dict[str, Any]:
+    """A ``RunStep`` with dbt's console output in ``logs`` and its debug log in ``debug_logs``."""
+    index = step["idx"]
+    logs, _ = tail_text(workspace.console(index), tail_lines)
+    truncated_debug, _ = tail_text(workspace.debug_log(index), tail_lines)
+    debug = (
+        workspace.debug_log(index).read_text(errors="replace")
+        if full_debug and workspace.debug_log(index).exists()
+        else truncated_debug
+    )
+    end = step["finished_at"] or (step["updated_at"] if step["status"] not in IN_FLIGHT else None)
+    duration = _seconds_between(step["started_at"], step["finished_at"] or end)
+    return {
+        "id": step["id"],
+        "run_id": step["run_id"],
+        "account_id": None,
+        "index": index,
+        "name": step["name"],
+        "status": step["status"],
+        "status_humanized": STATUS_HUMANIZED[step["status"]],
+        "status_color": STATUS_COLOR.get(step["status"], "blue"),
+        "run_step_command": {"run_step_id": step["id"], "dbt_command": step["command"]},
+        "run_step_invocation": {"run_step_id": step["id"], "run_id": step["run_id"]},
+        "logs": logs,
+        "debug_logs": debug,
+        "truncated_debug_logs": truncated_debug,
+        "log_path": str(workspace.console(index)),
+        "debug_log_path": str(workspace.debug_log(index)),
+        "created_at": step["created_at"],
+        "updated_at": step["updated_at"],
+        "started_at": step["started_at"],
+        "finished_at": step["finished_at"],
+        "duration": _clock(duration),
+        "duration_humanized": _humanize(duration),
+        "exit_code": step["exit_code"],
+    }
+
+
+def run_href(base_url: str, run: dict[str, Any]) -> str:
+    return f"{base_url}/deploy/{run['account_id']}/projects/{run['project_id']}/runs/{run['id']}/"
+
+
+def run(
+    item: dict[str, Any],
+    config: Config,
+    *,
+    base_url: str,
+    include: set[str],
+    steps: list[dict[str, Any]] | None = None,
+    workspace: RunWorkspace | None = None,
+) -> dict[str, Any]:
+    """A ``RunResponse``; ``include`` selects related objects (trigger, job, environment, run_steps)."""
+    status = item["status"]
+    created, started, finished = item["created_at"], item["started_at"], item["finished_at"]
+    now_or_finished = finished or item["updated_at"]
+    duration = _seconds_between(created, now_or_finished)
+    queued = _seconds_between(
+        created, started or (now_or_finished if status in TERMINAL else item["updated_at"])
+    )
+    run_duration = _seconds_between(started, now_or_finished) if started else 0.0
+    job_config = config.jobs.get(item["job_id"])
+    environment = config.environments.get(item["environment_id"])
+    trigger = dict(item["trigger"])
+    data: dict[str, Any] = {
+        "id": item["id"],
+        "trigger_id": item["id"],
+        "account_id": item["account_id"],
+        "environment_id": item["environment_id"],
+        "project_id": item["project_id"],
+        "job_definition_id": item["job_id"],
+        "job_id": item["job_id"],
+        "status": status,
+        "status_humanized": STATUS_HUMANIZED[status],
+        "status_message": item["status_message"],
+        "dbt_version": environment.dbt_version if environment else None,
+        "git_branch": item["git_branch"],
+        "git_sha": item["git_sha"],
+        "owner_thread_id": None,
+        "executed_by_thread_id": "dbt-run" if item["dequeued_at"] else None,
+        "artifacts_saved": bool(item["artifacts_saved"]),
+        "artifact_s3_path": f"runs/{item['id']}/steps" if item["artifacts_saved"] else None,
+        "has_docs_generated": bool(item["has_docs_generated"]),
+        "has_sources_generated": bool(item["has_sources_generated"]),
+        "notifications_sent": status in TERMINAL,
+        "blocked_by": [],
+        "created_at": created,
+        "updated_at": item["updated_at"],
+        "dequeued_at": item["dequeued_at"],
+        "started_at": started,
+        "finished_at": finished,
+        "last_checked_at": item["updated_at"],
+        "last_heartbeat_at": item["last_heartbeat_at"],
+        "should_start_at": created,
+        "in_progress": status in IN_FLIGHT,
+        "is_complete": status in TERMINAL,
+        "is_success": status == SUCCESS,
+        "is_error": status == ERROR,
+        "is_cancelled": status == CANCELLED,
+        "is_running": status == RUNNING,
+        "duration": _clock(duration),
+        "queued_duration": _clock(queued),
+        "run_duration": _clock(run_duration),
+        "duration_humanized": _humanize(duration),
+        "queued_duration_humanized": _humanize(queued),
+        "run_duration_humanized": _humanize(run_duration),
+        "created_at_humanized": created,
+        "finished_at_humanized": finished,
+        "retrying_run_id": item["retry_of_run_id"],
+        "can_retry": status == ERROR,
+        "retry_not_supported_reason": None if status == ERROR else "RETRY_NOT_FAILED_RUN",
+        "used_repo_cache": False,
+        "href": run_href(base_url, item),
+    }
+    if "trigger" in include:
+        data["trigger"] = {"id": item["id"], **trigger, "created_at": created, "updated_at": created}
+    if "job" in include and job_config is not None:
+        data["job"] = job_definition_v2(job_config) | {"dbt_version": data["dbt_version"]}
+    if "environment" in include and environment is not None:
+        data["environment"] = environment_v2(environment)
+    if "run_steps" in include:
+        assert workspace is not None
+        data["run_steps"] = [
+            run_step(step, workspace, config.server.log_tail_lines, "debug_logs" in include)
+            | {"account_id": item["account_id"]}
+            for step in steps or []
+        ]
+    return data

@@ -1,0 +1,92 @@
+"""
+Start the HTTPS server: configuration, TLS material, state, the run manager and uvicorn.
+
+On shutdown (SIGINT/SIGTERM) uvicorn stops accepting requests first; then the run manager terminates
+running dbt processes and marks their runs errored, so no dbt process outlives the server. After a
+hard kill the next start does the same for whatever the dead server left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from dbt_cloud_local.api import ServerContext
+from dbt_cloud_local.app import create_app
+from dbt_cloud_local.config import ENV_API_TOKEN, Config
+from dbt_cloud_local.faults import FaultInjector, FaultSettings
+from dbt_cloud_local.runner import RunManager
+from dbt_cloud_local.store import Store
+from dbt_cloud_local.tls import client_env_lines, ensure_certificates
+
+log = logging.getLogger("dbt_cloud_local")
+
+
+def state_path(data_dir: Path) -> Path:
+    return data_dir / "state.sqlite3"
+
+
+def banner(config: Config, host: str, port: int, ca_cert: Path) -> str:
+    shown_host = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host  # noqa: S104
+    names = ", ".join(("localhost", *config.server.extra_hostnames))
+    token_source = (
+        f"${ENV_API_TOKEN}" if config.api_tokens and _token_from_env() else f"api_tokens in {config.path}"
+    )
+    lines = [
+        f"Local dbt Cloud listening on https://{shown_host}:{port} (certificate names: {names})",
+        f"Airflow connection: conn_type=dbt_cloud host={shown_host}:{port} login=<account id> "
+        f"password=<API token from {token_source}>",
+        "Clients must trust the local CA (requests: sync hook; aiohttp: triggerer):",
+        *(f"  {line}" for line in client_env_lines(ca_cert)),
+        f"Runs: https://{shown_host}:{port}/deploy/",
+    ]
+    return "\n".join(lines)
+
+
+def _token_from_env() -> bool:
+    import os
+
+    return bool(os.environ.get(ENV_API_TOKEN, "").strip())
+
+
+def serve(
+    config: Config,
+    data_dir: Path,
+    *,
+    host: str,
+    port: int,
+    faults: FaultSettings,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> None:
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tls = ensure_certificates(data_dir, config.server.extra_hostnames)
+    store = Store(state_path(data_dir))
+    runner = RunManager(config, store, data_dir)
+    runner.start()
+    app = create_app(
+        ServerContext(config=config, store=store, runner=runner, data_dir=data_dir), FaultInjector(faults)
+    )
+    print(banner(config, host, port, tls.ca_cert), file=sys.stderr, flush=True)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            ssl_certfile=str(tls.server_cert),
+            ssl_keyfile=str(tls.server_key),
+            log_level=log_level,
+            access_log=access_log,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    try:
+        server.run()
+    finally:
+        log.info("Stopping: terminating running dbt processes")
+        runner.stop()
+        store.close()

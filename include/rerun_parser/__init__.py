@@ -1,0 +1,61 @@
+"""Rerun exactly what failed in a dbt step, with parity to ``dbt retry``, as a plain dbt command.
+
+Why not just call ``dbt retry``? On dbt Cloud (and anywhere the target folder of the failed run is
+gone) there is no previous run_results.json next to the project; the artifacts come from an API. This
+package turns those artifacts into an explicit ``dbt <cmd> --select <exact nodes> --indirect-selection
+empty <replayed flags>`` that selects the same nodes retry would.
+
+    plan = plan_step_rerun(load_run_results(path), load_manifest(manifest_path))
+"""
+
+from include.rerun_parser.artifacts import (
+    Manifest,
+    ManifestNode,
+    NodeResult,
+    RunResults,
+    load_manifest,
+    load_run_results,
+    parse_manifest,
+    parse_run_results,
+)
+from include.rerun_parser.errors import (
+    AmbiguousSelectionError,
+    ArtifactError,
+    MismatchedArtifactsError,
+    RerunParserError,
+    UnsupportedCommandError,
+)
+from include.rerun_parser.plan import (
+    DbtCommand,
+    JobRerun,
+    JobStep,
+    NothingToRerun,
+    StepRerun,
+    plan_job_rerun,
+    plan_step_rerun,
+)
+from include.rerun_parser.retry_set import DBT_RETRY_STATUSES
+
+__all__ = [
+    "DBT_RETRY_STATUSES",
+    "AmbiguousSelectionError",
+    "ArtifactError",
+    "DbtCommand",
+    "JobRerun",
+    "JobStep",
+    "Manifest",
+    "ManifestNode",
+    "MismatchedArtifactsError",
+    "NodeResult",
+    "NothingToRerun",
+    "RerunParserError",
+    "RunResults",
+    "StepRerun",
+    "UnsupportedCommandError",
+    "load_manifest",
+    "load_run_results",
+    "parse_manifest",
+    "parse_run_results",
+    "plan_job_rerun",
+    "plan_step_rerun",
+]

@@ -1,0 +1,122 @@
+"""Helpers shared by the local dbt Cloud tests: the test config, and waiting for runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tiny_project import write_tiny_project
+
+from dbt_cloud_local.testing import REPO_ROOT, LocalDbtCloud
+
+TOKEN = "test-token-0123456789"
+DBT_EXECUTABLE = REPO_ROOT / ".venv-dbt" / "bin" / "dbt"
+TERMINAL = (10, 20, 30)
+
+
+def write_config(root: Path, *, page_size: int = 2, slow_seconds: int = 60) -> Path:
+    """A config with the tiny project, two environments on separate DuckDB files, and five jobs."""
+    project_dir = write_tiny_project(root / "project")
+    config = {
+        "server": {"run_slots": 2, "page_size": page_size, "cancel_grace_seconds": 5},
+        "api_tokens": [TOKEN],
+        "accounts": [{"id": 1, "name": "Local dbt Cloud"}],
+        "projects": [{"id": 1, "account": 1, "name": "jaffle_shop", "dbt_project_dir": str(project_dir)}],
+        "environments": [
+            {
+                "id": 1,
+                "project": 1,
+                "name": "Production",
+                "dbt_executable": str(DBT_EXECUTABLE),
+                "env": {"DBT_DUCKDB_PATH": str(root / "warehouse" / "prod.duckdb")},
+            },
+            {
+                "id": 2,
+                "project": 1,
+                "name": "Staging",
+                "deployment_type": "staging",
+                "dbt_executable": str(DBT_EXECUTABLE),
+                "env": {
+                    "DBT_DUCKDB_PATH": str(root / "warehouse" / "staging.duckdb"),
+                    "DBT_SLOW_SECONDS": str(slow_seconds),
+                },
+            },
+        ],
+        "jobs": [
+            {
+                "id": 1,
+                "name": "eltml build",
+                "environment": 1,
+                "execute_steps": ["dbt seed", "dbt build --exclude tag:slow"],
+                "generate_docs": True,
+            },
+            {
+                "id": 2,
+                "name": "Hourly Run",
+                "environment": 1,
+                "execute_steps": ["dbt build --select tag:hourly"],
+            },
+            {
+                "id": 3,
+                "name": "Daily Run",
+                "environment": 1,
+                "execute_steps": ["dbt build --select tag:daily"],
+            },
+            {"id": 4, "name": "Slow Run", "environment": 2, "execute_steps": ["dbt run --select tag:slow"]},
+            {"id": 5, "name": "Staging Seed", "environment": 2, "execute_steps": ["dbt seed"]},
+        ],
+    }
+    path = root / "config.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def wait_for_status(
+    server: LocalDbtCloud, run_id: int, statuses: tuple[int, ...] = TERMINAL, timeout: float = 120
+) -> dict[str, Any]:
+    """Poll the API until the run reaches one of ``statuses``; return the run with its steps."""
+    deadline = time.monotonic() + timeout
+    with server.client() as client:
+        while True:
+            response = client.get(
+                f"/api/v2/accounts/1/runs/{run_id}/", params={"include_related": "run_steps,trigger"}
+            )
+            response.raise_for_status()
+            run = response.json()["data"]
+            if run["status"] in statuses:
+                return run
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"run {run_id} stuck in status {run['status']}: {run.get('status_message')}"
+                )
+            time.sleep(0.3)
+
+
+def trigger(server: LocalDbtCloud, job_id: int, **body: Any) -> dict[str, Any]:
+    with server.client() as client:
+        response = client.post(f"/api/v2/accounts/1/jobs/{job_id}/run/", json={"cause": "pytest", **body})
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def run_async_probe(server: LocalDbtCloud, run_id: int, retry_limit: int = 1) -> dict[str, Any]:
+    """Run ``async_probe.py`` against ``server`` in a fresh process with the client environment."""
+    env = {**os.environ, **server.client_env(), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    for key in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(key, None)
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("async_probe.py")), str(run_id), str(retry_limit)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

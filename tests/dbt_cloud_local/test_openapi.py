@@ -1,0 +1,263 @@
+"""
+Every API route the server serves, called for real and validated against the official OpenAPI specs.
+
+The response schemas are taken from ``openapi-v2.yaml``/``openapi-v3.yaml`` (used as data) and checked
+with the OpenAPI 3.0 response ("read") validator, so required read-only fields count,
+formats included (``date-time`` must be RFC 3339). A route added to
+the server without a case here fails ``test_every_served_route_is_walked``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import trigger, wait_for_status
+from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
+
+from dbt_cloud_local import api
+from dbt_cloud_local.testing import LocalDbtCloud
+
+SPEC_DIR = Path("/work/shared/reference/dbt-cloud-openapi")
+if not SPEC_DIR.exists():  # the specs also live next to the repository in CI checkouts
+    SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "dbt-cloud-openapi"
+
+
+@cache
+def spec(version: str) -> dict[str, Any]:
+    return yaml.safe_load((SPEC_DIR / f"openapi-{version}.yaml").read_text())
+
+
+def response_schema(version: str, path: str, method: str, status: int) -> dict[str, Any]:
+    operation = spec(version)["paths"][path][method]
+    return operation["responses"][str(status)]["content"]["application/json"]["schema"]
+
+
+def validate(version: str, schema: dict[str, Any], body: Any) -> None:
+    document = {**schema, "components": spec(version)["components"]}
+    errors = sorted(
+        OAS30ReadValidator(document, format_checker=oas30_format_checker).iter_errors(body),
+        key=lambda e: e.path,
+    )
+    messages = [f"{'/'.join(map(str, error.path))}: {error.message[:300]}" for error in errors[:10]]
+    assert not errors, "\n".join(messages)
+
+
+def status_schema(version: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"$ref": "#/components/schemas/ResponseStatus"}},
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(server: LocalDbtCloud) -> dict[str, int]:
+    """A finished run with steps and artifacts, and a cancelled one."""
+    done = trigger(server, 5, steps_override=["dbt seed --select raw_customers"])
+    queued = trigger(server, 5)
+    with server.client() as client:
+        client.post(f"/api/v2/accounts/1/runs/{queued['id']}/cancel/").raise_for_status()
+    wait_for_status(server, done["id"])
+    return {"done": done["id"], "cancelled": queued["id"]}
+
+
+def cases(runs: dict[str, int]) -> list[tuple[str, str, str, str, int, dict[str, Any], Any]]:
+    """(spec version, spec path, method, URL, expected status, query params, JSON body)."""
+    v2, v3 = "/api/v2/accounts/{account_id}", "/api/v3/accounts/{account_id}"
+    run_id = runs["done"]
+    return [
+        ("v2", "/api/v2/accounts/", "get", "/", 200, {}, None),
+        ("v2", "/api/v2/accounts/", "get", "/api/v2/accounts/", 200, {}, None),
+        ("v2", f"{v2}/", "get", "/api/v2/accounts/1/", 200, {}, None),
+        (
+            "v2",
+            f"{v2}/jobs/",
+            "get",
+            "/api/v2/accounts/1/jobs/",
+            200,
+            {"project_id": 1, "order_by": "-id"},
+            None,
+        ),
+        ("v2", f"{v2}/jobs/{{id}}/", "get", "/api/v2/accounts/1/jobs/1", 200, {}, None),
+        ("v2", f"{v2}/jobs/{{id}}/", "get", "/api/v2/accounts/1/jobs/1/", 200, {}, None),
+        (
+            "v2",
+            f"{v2}/jobs/{{job_id}}/run/",
+            "post",
+            "/api/v2/accounts/1/jobs/5/run/",
+            200,
+            {},
+            {"cause": "spec", "steps_override": ["dbt parse"], "schema_override": None, "git_branch": None},
+        ),
+        ("v2", f"{v2}/jobs/{{job_id}}/rerun/", "post", "/api/v2/accounts/1/jobs/5/rerun/", 200, {}, None),
+        (
+            "v2",
+            f"{v2}/runs/",
+            "get",
+            "/api/v2/accounts/1/runs/",
+            200,
+            {"include_related": "run_steps,job,trigger,environment", "order_by": "-created_at", "limit": 5},
+            None,
+        ),
+        (
+            "v2",
+            f"{v2}/runs/{{id}}/",
+            "get",
+            f"/api/v2/accounts/1/runs/{run_id}/",
+            200,
+            {"include_related": "run_steps,job,trigger,environment,debug_logs"},
+            None,
+        ),
+        (
+            "v2",
+            f"{v2}/runs/{{run_id}}/cancel/",
+            "post",
+            f"/api/v2/accounts/1/runs/{runs['cancelled']}/cancel/",
+            200,
+            {},
+            None,
+        ),
+        (
+            "v2",
+            f"{v2}/runs/{{run_id}}/artifacts/",
+            "get",
+            f"/api/v2/accounts/1/runs/{run_id}/artifacts/",
+            200,
+            {},
+            None,
+        ),
+        ("v2", f"{v2}/steps/{{id}}/", "get", "/api/v2/accounts/1/steps/1/", 200, {}, None),
+        (
+            "v3",
+            f"{v3}/projects/",
+            "get",
+            "/api/v3/accounts/1/projects/",
+            200,
+            {"name__icontains": "jaffle"},
+            None,
+        ),
+        ("v3", f"{v3}/projects/{{id}}/", "get", "/api/v3/accounts/1/projects/1/", 200, {}, None),
+        (
+            "v3",
+            f"{v3}/projects/{{project_id}}/environments/",
+            "get",
+            "/api/v3/accounts/1/projects/1/environments/",
+            200,
+            {"name__icontains": "prod"},
+            None,
+        ),
+        (
+            "v3",
+            f"{v3}/projects/{{project_id}}/environments/{{id}}/",
+            "get",
+            "/api/v3/accounts/1/projects/1/environments/1/",
+            200,
+            {},
+            None,
+        ),
+        (
+            "v3",
+            f"{v3}/projects/{{project_id}}/environment-variables/bulk/",
+            "post",
+            "/api/v3/accounts/1/projects/1/environment-variables/bulk/",
+            200,
+            {},
+            {"env_var": [{"new_name": "DBT_SPEC_CHECK", "project": "a", "Staging": "b"}]},
+        ),
+        (
+            "v3",
+            f"{v3}/projects/{{project_id}}/environment-variables/bulk/",
+            "put",
+            "/api/v3/accounts/1/projects/1/environment-variables/bulk/",
+            200,
+            {},
+            {"env_vars": {"name": "DBT_SPEC_CHECK", "Staging": None}},
+        ),
+        (
+            "v3",
+            f"{v3}/projects/{{project_id}}/environment-variables/environment/",
+            "get",
+            "/api/v3/accounts/1/projects/1/environment-variables/environment/",
+            200,
+            {},
+            None,
+        ),
+    ]
+
+
+def test_responses_validate_against_official_specs(server: LocalDbtCloud, runs: dict[str, int]) -> None:
+    with server.client() as client:
+        for version, spec_path, method, url, expected, params, body in cases(runs):
+            response = client.request(method.upper(), url, params=params, json=body)
+            assert response.status_code == expected, (url, response.text)
+            assert response.headers["content-type"].startswith("application/json")
+            validate(version, response_schema(version, spec_path, method, expected), response.json())
+
+
+def test_artifacts_and_delete_match_the_spec(server: LocalDbtCloud, runs: dict[str, int]) -> None:
+    """Artifact files are raw (the spec gives them no schema); the bulk delete answers 204."""
+    with server.client() as client:
+        manifest = client.get(
+            f"/api/v2/accounts/1/runs/{runs['done']}/artifacts/manifest.json", params={"step": 1}
+        )
+        assert manifest.status_code == 200
+        assert manifest.headers["content-type"] == "application/json"
+        assert manifest.json()["metadata"]["dbt_schema_version"].startswith("https://schemas.getdbt.com/")
+        compiled = client.get(f"/api/v2/accounts/1/runs/{runs['done']}/artifacts/")
+        assert "run_results.json" in compiled.json()["data"]
+        deleted = client.request(
+            "DELETE",
+            "/api/v3/accounts/1/projects/1/environment-variables/bulk/",
+            json={"env_var_names": ["DBT_SPEC_CHECK"]},
+        )
+        assert deleted.status_code == 204
+        assert (
+            "DBT_SPEC_CHECK"
+            not in client.get("/api/v3/accounts/1/projects/1/environment-variables/environment/").json()[
+                "data"
+            ]["variables"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "expected"),
+    [
+        ("GET", "/api/v2/accounts/99/", 404),
+        ("GET", "/api/v2/accounts/1/jobs/999/", 404),
+        ("GET", "/api/v2/accounts/1/runs/999999/", 404),
+        ("GET", "/api/v2/accounts/1/runs/not-a-number/", 400),
+        ("GET", "/api/v2/accounts/1/runs/", 400),  # limit=1000 below
+        ("GET", "/api/v2/nothing/here/", 404),
+        ("DELETE", "/api/v2/accounts/1/", 405),
+        ("POST", "/api/v2/accounts/1/jobs/1/run/", 400),  # no cause
+    ],
+)
+def test_errors_use_the_status_envelope(server: LocalDbtCloud, method: str, url: str, expected: int) -> None:
+    with server.client() as client:
+        params = {"limit": 1000} if url.endswith("/runs/") else {}
+        response = client.request(method, url, params=params, json={} if method == "POST" else None)
+    assert response.status_code == expected, response.text
+    body = response.json()
+    validate("v2", status_schema("v2"), body)
+    assert body["status"]["code"] == expected
+    assert body["status"]["is_success"] is False
+    assert body["status"]["user_message"]
+
+
+def test_every_served_route_is_walked(runs: dict[str, int]) -> None:
+    """Each (method, route) of the API router is exercised by a case above."""
+    walked = {(method.upper(), url) for _, _, method, url, *_ in cases(runs)}
+    walked |= {  # covered by test_artifacts_and_delete_match_the_spec
+        ("GET", f"/api/v2/accounts/1/runs/{runs['done']}/artifacts/manifest.json"),
+        ("DELETE", "/api/v3/accounts/1/projects/1/environment-variables/bulk/"),
+    }
+    for route in api.router.routes:
+        template = route.path  # type: ignore[attr-defined]
+        regex = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template.replace("{path:path}", "[^?]+")) + "$"
+        for method in route.methods:  # type: ignore[attr-defined]
+            assert any(m == method and re.match(regex, url) for m, url in walked), (method, template)
