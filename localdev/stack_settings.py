@@ -1,0 +1,177 @@
+"""What a local Airflow stack is made of: its state folder, ports, executor and services.
+
+Every knob has a default (the ports ``astro dev start`` publishes, the state in ``.airflow/``) and can be
+moved with a ``LOCALDEV_*`` environment variable or a command-line flag. That is what lets the test
+suite run a second, throw-away stack next to a developer's without the two ever sharing a port, a
+folder, a database or a Redis queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+DATABASES = ("auto", "postgres", "sqlite")
+#: The local dbt Cloud's placeholder token (dbt_cloud_local/config.yml); DBT_CLOUD_LOCAL_API_TOKEN
+#: replaces it.
+DEFAULT_DBT_CLOUD_TOKEN = "dbtc_local_dev_token"  # noqa: S105 - a public local-only placeholder
+DBT_CLOUD_TOKEN_ENV = "DBT_CLOUD_LOCAL_API_TOKEN"  # noqa: S105 - a variable name
+
+
+class StackError(RuntimeError):
+    """The stack cannot do what was asked; the message says why and what to do about it."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    state_dir: Path = REPO_ROOT / ".airflow"
+    executor: str = "local"
+    api_port: int = 8080
+    dbt_cloud_port: int = 8443
+    #: The scheduler (LocalExecutor) or first Celery worker serves task logs here, the triggerer on +1.
+    log_server_port: int = 8793
+    database: str = "auto"
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432"
+    postgres_db: str = "airflow_local"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    celery_workers: int = 2
+    celery_concurrency: int = 4
+    api_workers: int = 1
+    #: Passed to every component like Astro's ``env_file: .env``; None to read none.
+    env_file: Path | None = REPO_ROOT / ".env"
+    startup_timeout: float = 240.0
+    stop_grace: float = 20.0
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs" / "stack"
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid records of the running components and the stack's description."""
+        return self.state_dir / "run"
+
+    @property
+    def dbt_cloud_dir(self) -> Path:
+        return self.state_dir / "dbt-cloud-local"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.dbt_cloud_dir / "tls" / "ca.pem"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.json"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://localhost:{self.api_port}"
+
+    @property
+    def dbt_cloud_url(self) -> str:
+        return f"https://localhost:{self.dbt_cloud_port}"
+
+    @property
+    def airflow_executor(self) -> str:
+        return EXECUTORS[self.executor]
+
+    def ports(self) -> dict[str, int]:
+        """Every TCP port the stack listens on, by what listens there."""
+        return {
+            "api-server (UI)": self.api_port,
+            "local dbt Cloud": self.dbt_cloud_port,
+            "task log server": self.log_server_port,
+            "triggerer log server": self.log_server_port + 1,
+        }
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``up``, ``down`` and ``status``; each defaults to its LOCALDEV_* variable."""
+    defaults = StackSettings()
+    parser.add_argument(
+        "--state-dir",
+        default=_env("LOCALDEV_STATE_DIR", str(defaults.state_dir)),
+        help="all state and logs (env LOCALDEV_STATE_DIR, default .airflow)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default=_env("LOCALDEV_EXECUTOR", defaults.executor),
+        help="local (LocalExecutor) or celery (CeleryExecutor + workers on Redis); env LOCALDEV_EXECUTOR",
+    )
+    parser.add_argument("--api-port", type=int, default=int(_env("LOCALDEV_API_PORT", "8080")))
+    parser.add_argument("--dbt-cloud-port", type=int, default=int(_env("LOCALDEV_DBT_CLOUD_PORT", "8443")))
+    parser.add_argument(
+        "--log-server-port",
+        type=int,
+        default=int(_env("LOCALDEV_LOG_SERVER_PORT", "8793")),
+        help="task log server port; the triggerer's is the next one",
+    )
+    parser.add_argument("--database", choices=DATABASES, default=_env("LOCALDEV_DB", defaults.database))
+    parser.add_argument("--postgres-url", default=_env("LOCALDEV_POSTGRES_URL", defaults.postgres_url))
+    parser.add_argument("--postgres-db", default=_env("LOCALDEV_POSTGRES_DB", defaults.postgres_db))
+    parser.add_argument("--redis-url", default=_env("LOCALDEV_REDIS_URL", defaults.redis_url))
+    parser.add_argument(
+        "--celery-workers",
+        type=int,
+        default=int(_env("LOCALDEV_CELERY_WORKERS", str(defaults.celery_workers))),
+    )
+    parser.add_argument(
+        "--celery-concurrency",
+        type=int,
+        default=int(_env("LOCALDEV_CELERY_CONCURRENCY", str(defaults.celery_concurrency))),
+    )
+    parser.add_argument(
+        "--api-workers", type=int, default=int(_env("LOCALDEV_API_WORKERS", str(defaults.api_workers)))
+    )
+    parser.add_argument(
+        "--env-file",
+        default=os.environ.get("LOCALDEV_ENV_FILE", str(defaults.env_file)),
+        help="KEY=VALUE file passed to every component (default .env); empty for none",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=float(_env("LOCALDEV_STARTUP_TIMEOUT", str(defaults.startup_timeout))),
+    )
+    parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=float(_env("LOCALDEV_STOP_GRACE", str(defaults.stop_grace))),
+        help="seconds between SIGTERM and SIGKILL",
+    )
+
+
+def from_arguments(args: argparse.Namespace) -> StackSettings:
+    settings = StackSettings(
+        state_dir=Path(args.state_dir).expanduser().resolve(),
+        executor=args.executor,
+        api_port=args.api_port,
+        dbt_cloud_port=args.dbt_cloud_port,
+        log_server_port=args.log_server_port,
+        database=args.database,
+        postgres_url=args.postgres_url,
+        postgres_db=args.postgres_db,
+        redis_url=args.redis_url,
+        celery_workers=args.celery_workers,
+        celery_concurrency=args.celery_concurrency,
+        api_workers=args.api_workers,
+        env_file=Path(args.env_file).expanduser().resolve() if args.env_file.strip() else None,
+        startup_timeout=args.startup_timeout,
+        stop_grace=args.stop_grace,
+    )
+    ports = list(settings.ports().values())
+    if len(set(ports)) != len(ports) or not all(0 < port < 65536 for port in ports):
+        raise StackError(f"Ports must be distinct and between 1 and 65535, got {settings.ports()}.")
+    if settings.celery_workers < 1 or settings.celery_concurrency < 1 or settings.api_workers < 1:
+        raise StackError("--celery-workers, --celery-concurrency and --api-workers must be at least 1.")
+    return settings

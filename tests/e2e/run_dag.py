@@ -1,0 +1,92 @@
+"""Execute DAG runs in their own process: ``dag.test()`` for a new run, or resume a cleared one.
+
+A fresh process per run matters: the provider's async hook (aiohttp, in the in-process triggerer)
+reads SSL_CERT_FILE when first imported, so trust settings must be in the environment from the start,
+exactly as they are for a real triggerer. Overrides only change timing (retry delay, timeouts) so a
+test does not wait minutes; what the tasks do is the DAG file's.
+
+``dag.test()`` always starts a brand-new DAG run (it deletes any run at that logical date), so it
+cannot show what happens when a user clears a task. ``--resume`` plays the scheduler's part instead:
+after ``airflow tasks clear``, it schedules and runs the cleared task instances of the *existing* DAG
+run, each try numbered as the scheduler numbers it, deferrals handled by an in-process triggerer.
+
+    python -m tests.e2e.run_dag DAG_ID LOGICAL_DATE [--resume] [--set TASK.ATTR=SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+
+TIMEDELTA_ATTRIBUTES = {"retry_delay", "execution_timeout"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dag_id")
+    parser.add_argument("logical_date", type=dt.datetime.fromisoformat)
+    parser.add_argument("--resume", action="store_true", help="run the cleared tasks of the existing run")
+    parser.add_argument("--set", action="append", default=[], help="TASK_ID.ATTRIBUTE=NUMBER")
+    args = parser.parse_args()
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag().get_dag(args.dag_id)
+    for assignment in args.set:
+        target, value = assignment.split("=", 1)
+        task_id, attribute = target.rsplit(".", 1)
+        number = float(value)
+        converted = dt.timedelta(seconds=number) if attribute in TIMEDELTA_ATTRIBUTES else int(number)
+        setattr(dag.get_task(task_id), attribute, converted)
+    logical_date = args.logical_date.replace(tzinfo=dt.UTC)
+    dag_run = resume_cleared_run(dag, logical_date) if args.resume else dag.test(logical_date=logical_date)
+    print("DAG_RUN_RESULT " + json.dumps({"run_id": dag_run.run_id, "state": str(dag_run.state)}))
+    return 0
+
+
+def resume_cleared_run(dag, logical_date: dt.datetime):
+    """Run the schedulable task instances of the DAG run at ``logical_date`` until it finishes."""
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    with create_session() as session:
+        dag_run = session.scalar(
+            select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.logical_date == logical_date)
+        )
+        if dag_run is None:
+            raise SystemExit(f"No run of {dag.dag_id} at {logical_date}: nothing to resume")
+        dag_run.dag = scheduler_dag
+        while dag_run.state in (DagRunState.RUNNING, DagRunState.QUEUED):
+            dag_run.state = DagRunState.RUNNING
+            session.expire_all()
+            schedulable, _ = dag_run.update_state(session=session)
+            for ti in schedulable:
+                if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+                    ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            scheduled = [
+                ti
+                for ti in dag_run.get_task_instances(session=session)
+                if ti.state == TaskInstanceState.SCHEDULED
+            ]
+            for ti in scheduled:
+                try:
+                    _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+                except Exception as exc:  # the task's own failure handling already ran
+                    print(f"task {ti.task_id} failed: {exc}", file=sys.stderr)
+            if not scheduled:
+                time.sleep(1)
+        return dag_run
+
+
+if __name__ == "__main__":
+    sys.exit(main())
