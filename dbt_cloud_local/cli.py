@@ -114,7 +114,7 @@ def _env(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     data_dir = args.data_dir.resolve()
     tls = ensure_certificates(data_dir, config.server.extra_hostnames)
-    print("\n".join(client_env_lines(tls.ca_cert)))
+    print("\n".join(client_env_lines(tls.client_bundle)))
     return 0
 
 

@@ -29,7 +29,7 @@ def state_path(data_dir: Path) -> Path:
     return data_dir / "state.sqlite3"
 
 
-def banner(config: Config, host: str, port: int, ca_cert: Path) -> str:
+def banner(config: Config, host: str, port: int, client_bundle: Path) -> str:
     shown_host = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host  # noqa: S104
     names = ", ".join(("localhost", *config.server.extra_hostnames))
     token_source = (
@@ -40,7 +40,7 @@ def banner(config: Config, host: str, port: int, ca_cert: Path) -> str:
         f"Airflow connection: conn_type=dbt_cloud host={shown_host}:{port} login=<account id> "
         f"password=<API token from {token_source}>",
         "Clients must trust the local CA (requests: sync hook; aiohttp: triggerer):",
-        *(f"  {line}" for line in client_env_lines(ca_cert)),
+        *(f"  {line}" for line in client_env_lines(client_bundle)),
         f"Runs: https://{shown_host}:{port}/deploy/",
     ]
     return "\n".join(lines)
@@ -71,7 +71,7 @@ def serve(
     app = create_app(
         ServerContext(config=config, store=store, runner=runner, data_dir=data_dir), FaultInjector(faults)
     )
-    print(banner(config, host, port, tls.ca_cert), file=sys.stderr, flush=True)
+    print(banner(config, host, port, tls.client_bundle), file=sys.stderr, flush=True)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

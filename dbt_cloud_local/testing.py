@@ -84,6 +84,11 @@ class LocalDbtCloud:
     def ca_path(self) -> Path:
         return tls_paths(self.data_dir).ca_cert
 
+    @property
+    def client_bundle(self) -> Path:
+        """Public CAs plus the local CA: what REQUESTS_CA_BUNDLE/SSL_CERT_FILE point at."""
+        return tls_paths(self.data_dir).client_bundle
+
     def connection_uri_json(self) -> str:
         return json.dumps(
             {
@@ -97,8 +102,8 @@ class LocalDbtCloud:
     def client_env(self, conn_id: str = CONN_ID) -> dict[str, str]:
         """Environment for Airflow clients: CA trust for requests and aiohttp, plus the connection."""
         return {
-            "REQUESTS_CA_BUNDLE": str(self.ca_path),
-            "SSL_CERT_FILE": str(self.ca_path),
+            "REQUESTS_CA_BUNDLE": str(self.client_bundle),
+            "SSL_CERT_FILE": str(self.client_bundle),
             f"AIRFLOW_CONN_{conn_id.upper()}": self.connection_uri_json(),
         }
 

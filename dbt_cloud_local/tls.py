@@ -28,6 +28,10 @@ class TlsPaths:
     ca_cert: Path
     server_cert: Path
     server_key: Path
+    #: What clients should trust: the public CAs (certifi) plus the local CA. Pointing
+    #: REQUESTS_CA_BUNDLE/SSL_CERT_FILE here keeps every other HTTPS call working, including a real
+    #: dbt Cloud account configured while these variables are still set.
+    client_bundle: Path
 
 
 def tls_paths(data_dir: Path) -> TlsPaths:
@@ -36,6 +40,7 @@ def tls_paths(data_dir: Path) -> TlsPaths:
         ca_cert=tls_dir / "ca.pem",
         server_cert=tls_dir / "server.pem",
         server_key=tls_dir / "server-key.pem",
+        client_bundle=tls_dir / "ca-bundle.pem",
     )
 
 
@@ -86,12 +91,23 @@ def ensure_certificates(data_dir: Path, extra_hostnames: tuple[str, ...] = ()) -
         paths.server_cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
         _write_private(paths.server_key, leaf.private_key_pem.bytes())
         names_path.write_text(json.dumps(hostnames))
+    _write_client_bundle(paths)
     return paths
 
 
-def client_env_lines(ca_cert: Path) -> list[str]:
+def _write_client_bundle(paths: TlsPaths) -> None:
+    """Public CAs plus the local CA, rewritten atomically at every start (certifi may have moved on)."""
+    import certifi
+
+    bundle = Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" + paths.ca_cert.read_bytes()
+    temporary = paths.client_bundle.with_suffix(".tmp")
+    temporary.write_bytes(bundle)
+    os.replace(temporary, paths.client_bundle)
+
+
+def client_env_lines(client_bundle: Path) -> list[str]:
     """The ``export`` lines clients need: requests (sync hook) and aiohttp (async hook/triggerer)."""
     return [
-        f"export REQUESTS_CA_BUNDLE={ca_cert}",
-        f"export SSL_CERT_FILE={ca_cert}",
+        f"export REQUESTS_CA_BUNDLE={client_bundle}",
+        f"export SSL_CERT_FILE={client_bundle}",
     ]

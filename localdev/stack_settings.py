@@ -61,7 +61,8 @@ class StackSettings:
 
     @property
     def ca_file(self) -> Path:
-        return self.dbt_cloud_dir / "tls" / "ca.pem"
+        """The CA bundle clients trust: public CAs plus the local dbt Cloud CA."""
+        return self.dbt_cloud_dir / "tls" / "ca-bundle.pem"
 
     @property
     def secrets_file(self) -> Path:

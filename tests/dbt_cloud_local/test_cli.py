@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
+from pathlib import Path
+
+import certifi
+import httpx
 
 from dbt_cloud_local.testing import REPO_ROOT, LocalDbtCloud
 
@@ -23,9 +28,18 @@ def test_env_prints_the_two_exports(server: LocalDbtCloud) -> None:
     result = cli("env", "--data-dir", str(server.data_dir), "--config", str(server.config_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        f"export REQUESTS_CA_BUNDLE={server.ca_path}",
-        f"export SSL_CERT_FILE={server.ca_path}",
+        f"export REQUESTS_CA_BUNDLE={server.client_bundle}",
+        f"export SSL_CERT_FILE={server.client_bundle}",
     ]
+
+
+def test_client_bundle_trusts_the_local_server_and_the_public_cas(server: LocalDbtCloud) -> None:
+    """Clients keep reaching real dbt Cloud (public CAs) while they trust the local server."""
+    bundle = server.client_bundle.read_text()
+    assert server.ca_path.read_text().strip() in bundle
+    assert Path(certifi.where()).read_text().strip() in bundle
+    trust = ssl.create_default_context(cafile=str(server.client_bundle))
+    assert httpx.get(f"{server.base_url}/_local/health", verify=trust).status_code == 200
 
 
 def test_env_var_set_and_unset_offline_are_seen_by_the_api(server: LocalDbtCloud) -> None:

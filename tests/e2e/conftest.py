@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ ELTML = "dbt_cloud_provider_eltml"
 DBT_TASK = "trigger_dbt_cloud_job_run"
 ELTML_JOB_ID = 1
 SUCCESS, ERROR, CANCELLED = 10, 20, 30
+#: run_results statuses of nodes that did not succeed: what a rerun from failure must run again.
+NOT_OK = {"error", "fail", "skipped", "runtime error"}
 
 
 @dataclass
@@ -133,6 +136,15 @@ class Pipeline:
         """``{unique_id: status}`` of one step of a run, from its run_results.json artifact."""
         document = self.api("GET", f"/runs/{run_id}/artifacts/run_results.json", params={"step": step})
         return {result["unique_id"]: result["status"] for result in document["results"]}
+
+    def wait_until_complete(self, run_id: int, timeout: float = 180) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.run(run_id)
+            if run["is_complete"]:
+                return run
+            time.sleep(0.5)
+        raise AssertionError(f"dbt Cloud run {run_id} did not finish within {timeout}s")
 
     def set_environment_variable(self, name: str, value: str | None) -> None:
         """Set (or with None, delete) a Production environment variable, as in dbt Cloud's UI."""

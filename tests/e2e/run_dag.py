@@ -10,7 +10,7 @@ cannot show what happens when a user clears a task. ``--resume`` plays the sched
 after ``airflow tasks clear``, it schedules and runs the cleared task instances of the *existing* DAG
 run, each try numbered as the scheduler numbers it, deferrals handled by an in-process triggerer.
 
-    python -m tests.e2e.run_dag DAG_ID LOGICAL_DATE [--resume] [--set TASK.ATTR=SECONDS]
+    python -m tests.e2e.run_dag DAG_ID LOGICAL_DATE [--resume] [--set TASK.ATTR=SECONDS] [--conf JSON]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument("logical_date", type=dt.datetime.fromisoformat)
     parser.add_argument("--resume", action="store_true", help="run the cleared tasks of the existing run")
     parser.add_argument("--set", action="append", default=[], help="TASK_ID.ATTRIBUTE=NUMBER")
+    parser.add_argument("--conf", type=json.loads, default=None, help="DAG run conf (params), as JSON")
     args = parser.parse_args()
 
     from airflow.dag_processing.dagbag import DagBag
@@ -42,7 +43,10 @@ def main() -> int:
         converted = dt.timedelta(seconds=number) if attribute in TIMEDELTA_ATTRIBUTES else int(number)
         setattr(dag.get_task(task_id), attribute, converted)
     logical_date = args.logical_date.replace(tzinfo=dt.UTC)
-    dag_run = resume_cleared_run(dag, logical_date) if args.resume else dag.test(logical_date=logical_date)
+    if args.resume:
+        dag_run = resume_cleared_run(dag, logical_date)
+    else:
+        dag_run = dag.test(logical_date=logical_date, run_conf=args.conf)
     print("DAG_RUN_RESULT " + json.dumps({"run_id": dag_run.run_id, "state": str(dag_run.state)}))
     return 0
 

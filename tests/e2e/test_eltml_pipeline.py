@@ -16,11 +16,10 @@ import duckdb
 import httpx
 
 from dbt_cloud_local.testing import processes_in
-from tests.e2e.conftest import CANCELLED, DBT_TASK, ELTML, ERROR, SUCCESS, Pipeline
+from tests.e2e.conftest import CANCELLED, DBT_TASK, ELTML, ERROR, NOT_OK, SUCCESS, Pipeline
 
 FAST_RETRIES = ("--set", f"{DBT_TASK}.retry_delay=1")
 ALL_TASKS = {"extract", "load", DBT_TASK, "ml_training"}
-NOT_OK = {"error", "fail", "skipped", "runtime error"}
 
 
 def _date(day: int) -> dt.datetime:
@@ -139,7 +138,7 @@ def test_task_timeout_cancels_the_dbt_cloud_run(pipeline: Pipeline):
     assert outcome.state == "failed", outcome.output[-4000:]
     assert pipeline.task_instances(ELTML, outcome.run_id)[DBT_TASK][0] == "failed"
     (run,) = pipeline.runs()[first_new_run:]
-    run = _wait_until_complete(pipeline, run["id"])
+    run = pipeline.wait_until_complete(run["id"])
     assert run["status"] == CANCELLED, "the run was cancelled, not leaked"
     assert processes_in(pipeline.server.data_dir / "runs" / str(run["id"])) == [], "dbt was stopped"
 
@@ -152,13 +151,3 @@ def _wait_for_new_run(pipeline: Pipeline, known: int, timeout: float) -> int:
             return runs[0]["id"]
         time.sleep(0.5)
     raise AssertionError(f"no dbt Cloud run started within {timeout}s")
-
-
-def _wait_until_complete(pipeline: Pipeline, run_id: int, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = pipeline.run(run_id)
-        if run["is_complete"]:
-            return run
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} did not finish within {timeout}s")

@@ -86,7 +86,7 @@ def test_up_then_down_leaves_no_process_and_no_port(stack):
     # Every component got the settings the Astro image would give it.
     secrets = json.loads((stack.state_dir / "secrets.json").read_text())
     assert stat.S_IMODE((stack.state_dir / "secrets.json").stat().st_mode) == 0o600
-    ca_file = str(stack.state_dir / "dbt-cloud-local" / "tls" / "ca.pem")
+    ca_file = str(stack.state_dir / "dbt-cloud-local" / "tls" / "ca-bundle.pem")
     # The api-server renames itself with setproctitle, which hides its environment from /proc; it is
     # checked by behaviour instead (it answers, and serves tokens the others accept).
     for name, record in records.items():
