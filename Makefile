@@ -1,6 +1,7 @@
 # One entry point for the no-Docker path. Every target builds what it needs first.
 #   make demo   run the eltml pipeline end to end on the embedded local dbt Cloud
 #   make test   run the test suite (the same one CI runs)
+#   make break-model [MODEL=stg_orders] / make fix-model   the demo failure switch (see README)
 # The Astro path needs none of this: `astro dev start` builds the image from Dockerfile.
 
 SHELL := /bin/bash
@@ -17,7 +18,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 # Same import root as the Astro image (/usr/local/airflow on PYTHONPATH): `import include.…`.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help venv demo test test-image lint lock clean
+.PHONY: help venv demo break-model fix-model test test-image lint lock clean
 
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
@@ -45,6 +46,17 @@ lock: $(VENV)/.synced
 
 demo: venv
 	$(VENV)/bin/python -m localdev.demo
+
+# The demo failure switch: a Production environment variable of the local dbt Cloud that `make up`
+# runs (state in $(LOCALDEV_STATE_DIR)), set the way you would set one in dbt Cloud. Takes effect at
+# the next dbt Cloud run; no restart needed.
+LOCALDEV_STATE_DIR ?= .airflow
+break-model: venv
+	$(VENV)/bin/python -m dbt_cloud_local env-var set DBT_FAIL_MODEL $(or $(MODEL),stg_orders) \
+		--environment Production --data-dir $(LOCALDEV_STATE_DIR)/dbt-cloud-local
+
+fix-model: venv
+	$(VENV)/bin/python -m dbt_cloud_local env-var unset DBT_FAIL_MODEL --data-dir $(LOCALDEV_STATE_DIR)/dbt-cloud-local
 
 test: venv
 	$(VENV)/bin/pytest --timeout=900

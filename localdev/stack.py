@@ -356,6 +356,14 @@ def status(settings: StackSettings) -> int:
     return 0 if healthy else 1
 
 
+def airflow_cli(settings: StackSettings, arguments: list[str]) -> int:
+    """Run an ``airflow`` CLI command against the stack: its metadata DB, config and connections."""
+    db = metadata_db.choose(settings)
+    env = component_environment(settings, db, load_or_create_secrets(settings.secrets_file))
+    argv = [sys.executable, "-m", "airflow", *(arguments[1:] if arguments[:1] == ["--"] else arguments)]
+    return subprocess.call(argv, env=env, cwd=REPO_ROOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localdev.stack", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -365,9 +373,14 @@ def main(argv: list[str] | None = None) -> int:
         ("status", "show components and health"),
     ):
         add_arguments(commands.add_parser(name, help=help_text))
+    airflow = commands.add_parser("airflow", help="run an airflow CLI command against the stack")
+    add_arguments(airflow)
+    airflow.add_argument("arguments", nargs=argparse.REMAINDER, help="e.g. tasks clear DAG_ID -t TASK_ID")
     args = parser.parse_args(argv)
     try:
         settings = from_arguments(args)
+        if args.command == "airflow":
+            return airflow_cli(settings, args.arguments)
         return {"up": up, "down": down, "status": status}[args.command](settings)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
