@@ -11,26 +11,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.providers.dbt.cloud.operators.dbt import DbtCloudRunJobOperator
 from airflow.sdk import dag
 
 from include.assets import JAFFLE_SHOP_MARTS, RAW_JAFFLE_SHOP
+from include.dag_defaults import START_DATE, default_args
 from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
-from include.notifications import FailureEmailNotifier
 
 
 @dag(
     schedule=[RAW_JAFFLE_SHOP],
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": FailureEmailNotifier(),
-    },
+    default_args=default_args(retry_delay=timedelta(minutes=1)),
     tags=["dbt-cloud", "asset-driven"],
     doc_md=__doc__,
 )

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.providers.dbt.cloud.operators.dbt import DbtCloudRunJobOperator
 from airflow.sdk import chain, dag, task
 
 from include.assets import JAFFLE_SHOP_MARTS, RAW_JAFFLE_SHOP
+from include.dag_defaults import START_DATE, default_args
 from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
-from include.notifications import FailureEmailNotifier
 
 # --- Edit these two for your dbt Cloud job ---------------------------------------------------------
 # Both are in the job's URL, e.g. https://cloud.getdbt.com/#/accounts/16173/projects/36467/jobs/65767/
@@ -39,17 +38,12 @@ JOB_ID = 1
 
 @dag(
     schedule="@daily",
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "dbt_cloud_conn_id": DBT_CLOUD_CONN_ID,
-        "account_id": ACCOUNT_ID,
-        "on_failure_callback": FailureEmailNotifier(),  # off until an alerts_smtp connection exists
-    },
+    # Owner, retries (2) and the failure email (off until an alerts_smtp connection exists), plus the
+    # dbt Cloud connection and account every dbt Cloud operator in this DAG uses.
+    default_args=default_args(dbt_cloud_conn_id=DBT_CLOUD_CONN_ID, account_id=ACCOUNT_ID),
     tags=["dbt-cloud", "eltml"],
     doc_md=__doc__,
 )

@@ -15,28 +15,20 @@ does not give: rerun an older run than the job's latest, choose which statuses c
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import pendulum
 from airflow.providers.dbt.cloud.sensors.dbt import DbtCloudJobRunSensor
 from airflow.sdk import Param, dag, task
 
+from include.dag_defaults import START_DATE, default_args
 from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
-from include.notifications import FailureEmailNotifier
 
 ACCOUNT_ID = 1  # your dbt Cloud account id (the number after /accounts/ in any dbt Cloud URL)
 
 
 @dag(
     schedule=None,
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": FailureEmailNotifier(),
-    },
+    default_args=default_args(),
     params={
         "run_id": Param(None, type=["null", "integer"], minimum=1, title="dbt Cloud run id to rerun"),
         "statuses": Param(

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.providers.dbt.cloud.operators.dbt import DbtCloudRunJobOperator
 from airflow.sdk import DAG
 
+from include.dag_defaults import START_DATE, default_args
 from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
-from include.notifications import FailureEmailNotifier
 
 PROJECT_NAME = "jaffle_shop"
 ENVIRONMENT_NAME = "Production"
@@ -25,15 +24,10 @@ for cadence, job_name in JOBS_BY_SCHEDULE.items():
     with DAG(
         dag_id=f"dbt_cloud_{cadence}_models",
         schedule=f"@{cadence}",
-        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
-        default_args={
-            "owner": "data-platform",
-            "retries": 2,
-            "retry_delay": timedelta(minutes=1),
-            "on_failure_callback": FailureEmailNotifier(),
-        },
+        default_args=default_args(retry_delay=timedelta(minutes=1)),
         tags=["dbt-cloud", cadence],
         doc_md=__doc__,
     ):

@@ -42,7 +42,8 @@ def main() -> int:
         os.environ.update(env)  # the summary reads the same DB and server
         ok = _print_proof(server)
     elapsed = time.monotonic() - started
-    print(f"\nDone in {elapsed:.0f} s; the local dbt Cloud was stopped.")
+    print(f"\nDone in {elapsed:.0f} s; the local dbt Cloud was stopped. To browse its run pages again:")
+    print(f"  .venv/bin/python -m dbt_cloud_local serve --port {port} --data-dir .dbt-cloud-local")
     if code != 0 or not ok:
         print(f"The DAG run did not succeed: see {_relative(airflow_log)}", file=sys.stderr)
         return 1
