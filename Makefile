@@ -61,7 +61,7 @@ fix-model: venv
 test: venv
 	$(VENV)/bin/pytest --timeout=900
 
-# What `astro dev pytest tests/dags` runs, without Docker: only what the image holds (Airflow 3.3.2 +
+# What `astro dev pytest tests/dags` and `astro dev parse` run, without Docker: only what the image holds (Airflow 3.3.2 +
 # requirements.txt + pytest), an empty AIRFLOW_HOME, no services and (where `unshare -n` is allowed,
 # as root in CI) no network at all.
 IMAGE_VENV := .venv-image
@@ -74,8 +74,9 @@ $(IMAGE_VENV)/.synced: requirements.txt constraints/local.lock $(VENV)/.synced
 test-image: $(IMAGE_VENV)/.synced
 	home=$$(mktemp -d) && isolate=$$(unshare -n true 2>/dev/null && echo "unshare -n") ; \
 	echo "AIRFLOW_HOME=$$home, network isolation: $${isolate:-not available}" ; \
-	$$isolate env -i PATH=/usr/bin:/bin HOME=$$home AIRFLOW_HOME=$$home \
-		$(IMAGE_VENV)/bin/python -m pytest tests/dags -p no:cacheprovider
+	$$isolate env -i PATH=/usr/bin:/bin HOME=$$home AIRFLOW_HOME=$$home PYTHONPATH=$(CURDIR) \
+		AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+		$(IMAGE_VENV)/bin/python -m pytest tests/dags .astro/test_dag_integrity_default.py -p no:cacheprovider
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -107,3 +108,29 @@ down: venv
 status: venv
 	$(VENV)/bin/python -m localdev.stack status
 # --- end of the local Airflow stack section ---------------------------------------------------------
+
+# --- Browser tests: the Airflow UI in a real headless Chromium (tests/browser) ---------------------
+#   make browser      make a Chromium available to Playwright (nothing to do when one is installed)
+#   make screenshots  regenerate the README screenshots (docs/screenshots/*.png) with the browser test
+# A system Chromium is used when there is one ($CHROMIUM, default /usr/bin/chromium); as root with
+# apt-get (CI) Debian's package is installed; elsewhere Playwright downloads its own.
+CHROMIUM ?= /usr/bin/chromium
+.PHONY: browser screenshots
+
+browser: venv
+	@if [ -x "$(CHROMIUM)" ]; then \
+		echo "browser: using $(CHROMIUM) ($$("$(CHROMIUM)" --version 2>/dev/null)), nothing to install"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "browser: no $(CHROMIUM); installing Debian's chromium with apt-get"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+			&& echo "browser: installed $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	else \
+		echo "browser: no $(CHROMIUM) and no root apt-get; installing Playwright's Chromium"; \
+		$(VENV)/bin/playwright install chromium && echo "browser: Playwright's Chromium is installed"; \
+	fi
+
+screenshots: venv browser
+	BROWSER_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest tests/browser -p no:cacheprovider \
+		--timeout=900
+	@ls -l docs/screenshots/*.png
+# --- end of the browser tests section ---------------------------------------------------------------
