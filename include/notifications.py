@@ -8,6 +8,7 @@ connection it only logs that alerts are off; add the connection (host, port, log
 
 from __future__ import annotations
 
+import html
 import logging
 
 from airflow.sdk import BaseHook, BaseNotifier
@@ -39,7 +40,7 @@ class FailureEmailNotifier(BaseNotifier):
         subject = f"[Airflow] {ti.dag_id}.{ti.task_id} failed (try {ti.try_number})"
         body = (
             f"<p>Task <b>{ti.task_id}</b> of DAG <b>{ti.dag_id}</b> failed in run {ti.run_id}.</p>"
-            f"<p>Error: {context.get('exception')!s}</p>"
+            f"<p>Error: {html.escape(str(context.get('exception')))}</p>"
         )
         SmtpNotifier(
             to=recipients,
