@@ -58,7 +58,8 @@ break-model: venv
 fix-model: venv
 	$(VENV)/bin/python -m dbt_cloud_local env-var unset DBT_FAIL_MODEL --data-dir $(LOCALDEV_STATE_DIR)/dbt-cloud-local
 
-test: venv
+# `browser` (defined below) makes sure the UI test has a Chromium.
+test: venv browser
 	$(VENV)/bin/pytest --timeout=900
 
 # What `astro dev pytest tests/dags` and `astro dev parse` run, without Docker: only what the image holds (Airflow 3.3.2 +

@@ -1,0 +1,193 @@
+"""Fixtures for the browser tests: a real local stack (``make up``) and a headless Chromium driving its UI.
+
+The stack is the one the stack tests use (tests/localdev/stack_harness.py): free ports, its own state
+folder, Postgres database and files, started and stopped through the real ``make up`` / ``make down``.
+
+Chromium: ``$CHROMIUM`` if set, else the system one (``/usr/bin/chromium``, Debian's package), else
+Playwright's own download. ``make browser`` provides one of them.
+
+Screenshots of the key moments go to ``$BROWSER_SCREENSHOTS_DIR`` when set (``make screenshots`` sets it
+to docs/screenshots), else to the test's tmp_path (kept by pytest for the last few sessions).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import time
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from localdev.stack_settings import DEFAULT_DBT_CLOUD_TOKEN
+from tests.localdev.stack_harness import IsolatedStack
+
+VIEWPORT = {"width": 1280, "height": 800}
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STACK_LOGS = ("scheduler", "triggerer", "api-server", "dag-processor", "dbt-cloud-local")
+
+
+def chromium_executable() -> str | None:
+    """A system Chromium, or None for Playwright's own (``playwright install chromium``)."""
+    candidates = [os.environ.get("CHROMIUM"), "/usr/bin/chromium"]
+    candidates += [shutil.which(name) for name in ("chromium", "chromium-browser")]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+class BrowserStack:
+    """The running stack plus what the test needs to check it from outside the UI."""
+
+    def __init__(self, stack: IsolatedStack):
+        self.stack = stack
+        self.ui = stack.api_url
+        self.dbt_cloud_url = f"https://localhost:{stack.ports['dbt_cloud']}"
+        self.ca_file = stack.state_dir / "dbt-cloud-local" / "tls" / "ca.pem"
+        self._token: str | None = None
+
+    # --- Airflow REST API ---------------------------------------------------------------------
+    def airflow(self, path: str) -> Any:
+        if self._token is None:
+            self._token = self.stack.token()
+        return self.stack.api("GET", path, token=self._token)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, tuple[str | None, int]]:
+        instances = self.airflow(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in instances["task_instances"]}
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 90) -> None:
+        """`make up` returns once the components are healthy; the DAG file may still be parsing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.airflow(f"/api/v2/dags/{dag_id}")
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
+
+    # --- local dbt Cloud ----------------------------------------------------------------------
+    def dbt_cloud(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Token {DEFAULT_DBT_CLOUD_TOKEN}"}
+        trust = ssl.create_default_context(cafile=str(self.ca_file))
+        with httpx.Client(base_url=self.dbt_cloud_url, verify=trust, headers=headers, timeout=30) as client:
+            response = client.request(method, path, **kwargs)
+            assert response.is_success, f"{method} {path} -> {response.status_code}: {response.text[:500]}"
+            return response.json() if response.content else None
+
+    def set_environment_variable(self, name: str, value: str | None) -> None:
+        """Set (or with None, delete) a Production environment variable, as in dbt Cloud's UI."""
+        path = "/api/v3/accounts/1/projects/1/environment-variables/bulk/"
+        if value is None:
+            self.dbt_cloud("DELETE", path, json={"env_var_names": [name]})
+        else:
+            self.dbt_cloud("POST", path, json={"env_var": [{"new_name": name, "Production": value}]})
+
+    def runs(self, job_id: int = 1) -> list[dict[str, Any]]:
+        params = {"job_definition_id": job_id, "order_by": "id", "include_related": "trigger", "limit": 100}
+        return self.dbt_cloud("GET", "/api/v2/accounts/1/runs/", params=params)["data"]
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        params = {"include_related": "run_steps,trigger"}
+        return self.dbt_cloud("GET", f"/api/v2/accounts/1/runs/{run_id}/", params=params)["data"]
+
+    def run_results(self, run_id: int, step: int) -> dict[str, str]:
+        """``{unique_id: status}`` of one step of a run, from its run_results.json artifact."""
+        path = f"/api/v2/accounts/1/runs/{run_id}/artifacts/run_results.json"
+        document = self.dbt_cloud("GET", path, params={"step": step})
+        return {result["unique_id"]: result["status"] for result in document["results"]}
+
+    # --- diagnostics --------------------------------------------------------------------------
+    def diagnostics(self, dag_id: str, run_id: str | None) -> str:
+        """The components' log tails, task states and dbt Cloud runs: what to read when the test fails."""
+        parts = []
+        for name in STACK_LOGS:
+            path = self.stack.state_dir / "logs" / "stack" / f"{name}.log"
+            try:
+                tail = "\n".join(path.read_text(errors="replace").splitlines()[-40:])
+            except OSError as exc:
+                tail = f"(unreadable: {exc})"
+            parts.append(f"----- {name}.log (last 40 lines) -----\n{tail}")
+        if run_id:
+            try:
+                parts.append(f"----- task instances of {run_id} -----\n{self.task_states(dag_id, run_id)}")
+            except (AssertionError, OSError, urllib.error.URLError) as exc:
+                parts.append(f"(task instances unavailable: {exc})")
+        try:
+            runs = [
+                (run["id"], run["status_humanized"], run["trigger"]["cause_category"]) for run in self.runs()
+            ]
+            parts.append(f"----- dbt Cloud runs (id, status, cause) -----\n{runs}")
+        except (AssertionError, httpx.HTTPError) as exc:
+            parts.append(f"(dbt Cloud runs unavailable: {exc})")
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    target = os.environ.get("BROWSER_SCREENSHOTS_DIR", "").strip()
+    folder = Path(target).resolve() if target else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def browser_stack(tmp_path: Path) -> Iterator[BrowserStack]:
+    # Only the run the test triggers: unpausing must not add the @daily run of the latest interval.
+    stack = IsolatedStack(tmp_path, extra_env={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"})
+    try:
+        result = stack.make("up", timeout=300)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"make up failed (exit {result.returncode}):\n{output[-4000:]}"
+        yield BrowserStack(stack)
+    finally:
+        stack.make("down", timeout=120)
+        stack.drop_database()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import Error, sync_playwright
+
+    executable = chromium_executable()
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(
+                executable_path=executable, headless=True, args=CHROMIUM_ARGS, timeout=60_000
+            )
+        except Error as exc:
+            which = executable or "Playwright's own"
+            pytest.fail(
+                f"Cannot start Chromium ({which}): {exc.message.splitlines()[0]}\n"
+                "Run `make browser` (installs Debian's chromium as root, else `playwright install chromium`),"
+                " or point $CHROMIUM at a Chromium binary."
+            )
+        # The local dbt Cloud's certificate comes from its own CA, which Chromium does not know.
+        context = browser.new_context(viewport=VIEWPORT, ignore_https_errors=True)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        console: list[str] = []
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+        try:
+            yield page
+        finally:
+            (tmp_path / "browser-console.log").write_text("\n".join(console))
+            context.close()
+            browser.close()
