@@ -48,8 +48,8 @@ class RerunRequest:
 
 def read_job_steps(hook: DbtCloudHook, account_id: int | None, run_id: int) -> tuple[int, list[JobStep]]:
     """Return the run's job id and its job steps, with the failed step's artifacts attached."""
-    run = hook.get_job_run(run_id=run_id, account_id=account_id, include_related=["run_steps", "job"]).json()
-    run = run["data"]
+    related = ["run_steps", "job", "trigger"]
+    run = hook.get_job_run(run_id=run_id, account_id=account_id, include_related=related).json()["data"]
     status = run["status"]
     if status == RUN_SUCCESS:
         return run["job_definition_id"], []
@@ -57,7 +57,9 @@ def read_job_steps(hook: DbtCloudHook, account_id: int | None, run_id: int) -> t
         raise RunNotRerunnableError(
             f"Run {run_id} is {run.get('status_humanized', status)}: wait until it finishes, then rerun."
         )
-    commands = [c for c in (run.get("job") or {}).get("execute_steps") or [] if c not in _IMPLICIT_COMMANDS]
+    # What the run was asked to do: its steps_override if it had one, else the job's own steps.
+    planned = (run.get("trigger") or {}).get("steps_override") or (run.get("job") or {}).get("execute_steps")
+    commands = [command for command in planned or [] if command not in _IMPLICIT_COMMANDS]
     run_steps = [step for step in run.get("run_steps") or [] if _step_command(step) is not None]
     if not commands:  # no job definition returned: fall back to the commands the run invoked
         commands = [
@@ -70,7 +72,8 @@ def read_job_steps(hook: DbtCloudHook, account_id: int | None, run_id: int) -> t
         if match is not None:
             remaining = remaining[remaining.index(match) + 1 :]
         succeeded = match is not None and match["status"] == RUN_SUCCESS
-        if match is not None and not succeeded and not any(not s.succeeded for s in steps):
+        first_failure = match is not None and not succeeded and all(step.succeeded for step in steps)
+        if first_failure:  # only the step that failed needs its artifacts: later ones rerun as they are
             steps.append(_failed_step_with_artifacts(hook, account_id, run_id, command, match["index"]))
         else:
             steps.append(JobStep(command=command, succeeded=succeeded))
