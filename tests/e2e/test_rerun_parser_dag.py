@@ -53,6 +53,31 @@ def test_dag_reruns_exactly_the_failed_and_skipped_nodes(pipeline: Pipeline, fai
     assert pipeline.task_instances(DAG_ID, outcome.run_id)["wait_for_rerun"][0] == "success"
 
 
+def test_dag_reruns_a_run_that_had_its_own_steps_override(pipeline: Pipeline):
+    """A run started with steps_override (e.g. by this DAG) is planned from its own commands."""
+    pipeline.set_environment_variable("DBT_FAIL_MODEL", "orders")
+    try:
+        override = ["dbt build --select stg_orders+"]
+        body = {"cause": "rerun-parser test: override run", "steps_override": override}
+        failed = pipeline.wait_until_complete(pipeline.api("POST", "/jobs/1/run/", json=body)["data"]["id"])
+    finally:
+        pipeline.set_environment_variable("DBT_FAIL_MODEL", None)
+    assert failed["status"] == ERROR
+    failed_results = pipeline.run_results(failed["id"], 1)
+    expected = {uid for uid, status in failed_results.items() if status in NOT_OK}
+    assert "model.jaffle_shop.orders" in expected
+    assert "model.jaffle_shop.stg_orders" not in expected, "stg_orders succeeded before orders failed"
+    known_runs = len(pipeline.runs())
+
+    outcome = pipeline.run_dag(
+        dt.datetime(2025, 9, 3, 6, 0), "--conf", json.dumps({"run_id": failed["id"]}), dag_id=DAG_ID
+    )
+
+    assert outcome.state == "success", outcome.output[-4000:]
+    (rerun,) = pipeline.runs()[known_runs:]
+    assert set(pipeline.run_results(rerun["id"], 1)) == expected
+
+
 def test_dag_skips_with_a_reason_when_the_run_did_not_fail(pipeline: Pipeline, failed_run: dict):
     succeeded = pipeline.runs()[-1]
     assert succeeded["status"] == SUCCESS, "the previous test's rerun succeeded"
