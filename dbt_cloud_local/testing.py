@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -85,6 +86,11 @@ class LocalDbtCloud:
         return tls_paths(self.data_dir).ca_cert
 
     @property
+    def trust(self) -> ssl.SSLContext:
+        """An SSL context that trusts the server's CA (httpx's ``verify=``)."""
+        return ssl.create_default_context(cafile=str(self.ca_path))
+
+    @property
     def client_bundle(self) -> Path:
         """Public CAs plus the local CA: what REQUESTS_CA_BUNDLE/SSL_CERT_FILE point at."""
         return tls_paths(self.data_dir).client_bundle
@@ -109,7 +115,7 @@ class LocalDbtCloud:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
-        return httpx.Client(base_url=self.base_url, verify=str(self.ca_path), headers=headers, **kwargs)
+        return httpx.Client(base_url=self.base_url, verify=self.trust, headers=headers, **kwargs)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -185,9 +191,7 @@ def start_local_dbt_cloud(
             raise RuntimeError(f"local dbt Cloud exited with {process.returncode}:\n{server.log_tail()}")
         if server.ca_path.exists():
             try:
-                response = httpx.get(
-                    f"{server.base_url}/_local/health", verify=str(server.ca_path), timeout=2
-                )
+                response = httpx.get(f"{server.base_url}/_local/health", verify=server.trust, timeout=2)
                 if response.status_code == 200:
                     return server
             except httpx.HTTPError:

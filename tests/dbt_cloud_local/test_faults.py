@@ -106,7 +106,7 @@ def test_cli_flags_inject_faults(make_server: Callable[..., LocalDbtCloud]) -> N
     response = httpx.get(
         f"{server.base_url}/api/v2/accounts/1/",
         headers={"Authorization": f"Token {server.token}"},
-        verify=str(server.ca_path),
+        verify=server.trust,
     )
     assert response.status_code == 429
     assert response.headers["retry-after"] == "1"

@@ -34,7 +34,7 @@ from dbt_cloud_local.testing import LocalDbtCloud
     ],
 )
 def test_missing_or_wrong_token_is_refused(server: LocalDbtCloud, url: str, headers: dict[str, str]) -> None:
-    response = httpx.get(f"{server.base_url}{url}", headers=headers, verify=str(server.ca_path))
+    response = httpx.get(f"{server.base_url}{url}", headers=headers, verify=server.trust)
     assert response.status_code == 401
     assert response.json()["status"]["is_success"] is False
     assert TOKEN not in response.text
@@ -45,7 +45,7 @@ def test_token_and_bearer_schemes_are_accepted(server: LocalDbtCloud) -> None:
         response = httpx.get(
             f"{server.base_url}/api/v2/accounts/1/",
             headers={"Authorization": f"{scheme} {TOKEN}"},
-            verify=str(server.ca_path),
+            verify=server.trust,
         )
         assert response.status_code == 200, scheme
 

@@ -42,7 +42,7 @@ def test_pipeline_succeeds_with_data_in_the_mart_and_a_trained_model(pipeline: P
     run = pipeline.run(dbt_run_id)
     assert run["status"] == SUCCESS
     assert pipeline.xcom(ELTML, outcome.run_id, DBT_TASK, key="job_run_url") == run["href"]
-    page = httpx.get(run["href"], verify=str(pipeline.server.ca_path), timeout=10)
+    page = httpx.get(run["href"], verify=pipeline.server.trust, timeout=10)
     assert page.status_code == 200
     assert "dbt build" in page.text
     built = pipeline.run_results(dbt_run_id, _build_step(run))
