@@ -13,6 +13,7 @@ Shape::
       error_rate: 0.0          # fraction of API requests answered with an error
       error_statuses: [503]    # statuses drawn from for error_rate
       seed: null               # fix the random sequence for reproducible runs
+      step_delay_ms: 0         # wait before each dbt step starts: holds runs in flight (slow warehouse)
       rules:                   # targeted faults, checked before error_rate
         - method: GET          # optional; any method when absent
           path: "^/api/v2/accounts/\\d+/runs/\\d+/$"   # regular expression on the path
@@ -60,9 +61,11 @@ class FaultSettings:
     error_statuses: tuple[int, ...] = (503,)
     seed: int | None = None
     rules: tuple[FaultRule, ...] = field(default=())
+    step_delay_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "step_delay_ms": self.step_delay_ms,
             "latency_ms": self.latency_ms,
             "error_rate": self.error_rate,
             "error_statuses": list(self.error_statuses),
@@ -87,12 +90,15 @@ def parse_fault_settings(raw: dict[str, Any]) -> FaultSettings:
     """Validate a ``faults`` mapping; raises ``ValueError`` naming the bad key."""
     if not isinstance(raw, dict):
         raise ValueError("must be a mapping")
-    unknown = set(raw) - {"latency_ms", "error_rate", "error_statuses", "seed", "rules"}
+    unknown = set(raw) - {"latency_ms", "error_rate", "error_statuses", "seed", "rules", "step_delay_ms"}
     if unknown:
         raise ValueError(f"unknown keys {sorted(unknown)}")
     latency = raw.get("latency_ms") or 0
     if isinstance(latency, bool) or not isinstance(latency, int) or not 0 <= latency <= 60_000:
         raise ValueError(f"latency_ms must be an integer between 0 and 60000, got {latency!r}")
+    step_delay = raw.get("step_delay_ms") or 0
+    if isinstance(step_delay, bool) or not isinstance(step_delay, int) or not 0 <= step_delay <= 600_000:
+        raise ValueError(f"step_delay_ms must be an integer between 0 and 600000, got {step_delay!r}")
     statuses = raw.get("error_statuses") or [503]
     if not isinstance(statuses, list):
         raise ValueError("error_statuses must be a list")
@@ -127,6 +133,7 @@ def parse_fault_settings(raw: dict[str, Any]) -> FaultSettings:
         error_statuses=tuple(_status(s, "error_statuses[]") for s in statuses),
         seed=seed,
         rules=tuple(rules),
+        step_delay_ms=step_delay,
     )
 
 

@@ -35,6 +35,7 @@ import yaml
 
 from dbt_cloud_local.commands import Step, parse_step
 from dbt_cloud_local.config import Config, Environment, Job
+from dbt_cloud_local.faults import FaultInjector
 from dbt_cloud_local.store import (
     CANCELLED,
     ERROR,
@@ -137,8 +138,11 @@ def summarize_results(target: Path) -> str | None:
 class RunManager:
     """Owns the run queue and the worker threads that execute dbt."""
 
-    def __init__(self, config: Config, store: Store, data_dir: Path) -> None:
+    def __init__(
+        self, config: Config, store: Store, data_dir: Path, faults: FaultInjector | None = None
+    ) -> None:
         self.config = config
+        self.faults = faults
         self.store = store
         self.data_dir = data_dir
         self.home = data_dir / "home"
@@ -476,6 +480,7 @@ class RunManager:
                 self.store.update_step(record["id"], status=ERROR, finished_at=utcnow())
                 self._finish(run["id"], ERROR, SERVER_STOPPED_MESSAGE, workspace, index)
                 return
+            self._injected_step_delay(entry)
             outcome, detail = self._run_step(
                 entry, record["id"], step, environment.dbt_executable, workspace, index, env, deadline
             )
@@ -488,6 +493,20 @@ class RunManager:
                 self._finish(run["id"], ERROR, detail, workspace, steps_run)
             return
         self._finish(run["id"], SUCCESS, "Success", workspace, len(run["plan"]))
+
+    def _injected_step_delay(self, entry: _ActiveRun) -> None:
+        """Fault injection: hold the step back while ``step_delay_ms`` is set (up to that long).
+
+        Lifting the fault (``DELETE /_local/faults``) releases waiting runs at once, so a test can keep
+        a run in flight exactly as long as it needs; a cancel releases it too.
+        """
+        if self.faults is None or not self.faults.settings.step_delay_ms:
+            return
+        deadline = time.monotonic() + self.faults.settings.step_delay_ms / 1000
+        while (
+            self.faults.settings.step_delay_ms and time.monotonic() < deadline and not entry.cancel.is_set()
+        ):
+            entry.cancel.wait(POLL_SECONDS)
 
     def _install_packages(self, executable: Path, workspace: RunWorkspace, env: dict[str, str]) -> str | None:
         """

@@ -66,11 +66,10 @@ def serve(
     data_dir.mkdir(parents=True, exist_ok=True)
     tls = ensure_certificates(data_dir, config.server.extra_hostnames)
     store = Store(state_path(data_dir))
-    runner = RunManager(config, store, data_dir)
+    injector = FaultInjector(faults)
+    runner = RunManager(config, store, data_dir, faults=injector)
     runner.start()
-    app = create_app(
-        ServerContext(config=config, store=store, runner=runner, data_dir=data_dir), FaultInjector(faults)
-    )
+    app = create_app(ServerContext(config=config, store=store, runner=runner, data_dir=data_dir), injector)
     print(banner(config, host, port, tls.client_bundle), file=sys.stderr, flush=True)
     server = uvicorn.Server(
         uvicorn.Config(

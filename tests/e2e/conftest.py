@@ -89,6 +89,19 @@ class Pipeline:
         assert result.returncode == 0, f"airflow tasks clear failed:\n{result.stdout}\n{result.stderr}"
 
     @staticmethod
+    def dag_run_id(dag_id: str, logical_date: dt.datetime) -> str | None:
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            run = (
+                session.query(DagRun)
+                .filter(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date.replace(tzinfo=dt.UTC))
+                .one_or_none()
+            )
+            return None if run is None else run.run_id
+
+    @staticmethod
     def task_instances(dag_id: str, run_id: str) -> dict[str, Any]:
         from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
@@ -145,6 +158,14 @@ class Pipeline:
                 return run
             time.sleep(0.5)
         raise AssertionError(f"dbt Cloud run {run_id} did not finish within {timeout}s")
+
+    def set_faults(self, **settings: Any) -> None:
+        """Replace the server's injected faults (see dbt_cloud_local/faults.py); none clears them."""
+        with self.server.client(timeout=30) as client:
+            response = (
+                client.put("/_local/faults", json=settings) if settings else client.delete("/_local/faults")
+            )
+            response.raise_for_status()
 
     def set_environment_variable(self, name: str, value: str | None) -> None:
         """Set (or with None, delete) a Production environment variable, as in dbt Cloud's UI."""

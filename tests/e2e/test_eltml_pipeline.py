@@ -105,35 +105,47 @@ def test_failed_model_is_named_then_clearing_the_task_reruns_only_failed_and_ski
 
 def test_worker_death_retry_attaches_to_the_run_in_flight(pipeline: Pipeline):
     first_new_run = len(pipeline.runs())
-    worker = pipeline.start_dag(_date(3), *FAST_RETRIES)
-    in_flight = _wait_for_new_run(pipeline, first_new_run, timeout=180)
-    time.sleep(2)  # let the task hand the wait over to the triggerer
-    os.killpg(worker.pid, signal.SIGKILL)  # the worker (and its in-process triggerer) dies
-    worker.wait(timeout=30)
-    assert pipeline.run(in_flight)["is_complete"] is False, "the dbt Cloud run outlives the worker"
+    # Hold dbt Cloud runs before their first step, so the run is surely still in flight when the retry
+    # comes (on a fast machine the whole dbt job could otherwise finish first).
+    pipeline.set_faults(step_delay_ms=300_000)
+    try:
+        worker = pipeline.start_dag(_date(3), *FAST_RETRIES)
+        in_flight = _wait_for_new_run(pipeline, first_new_run, timeout=180)
+        time.sleep(2)  # the task is now waiting on the run
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker (and its in-process triggerer) dies
+        worker.wait(timeout=30)
 
-    # The lost task instance is retried (here cleared, as the scheduler's zombie handling would).
-    pipeline.clear_task(_date(3), DBT_TASK)
-    retried = pipeline.run_dag(_date(3), "--resume")
+        # The lost task instance is retried (here cleared, as the scheduler's zombie handling would).
+        pipeline.clear_task(_date(3), DBT_TASK)
+        retry = pipeline.start_dag(_date(3), "--resume")
+        _wait_for_retry_to_pick_a_run(pipeline, _date(3), try_number=2)
+        assert pipeline.run(in_flight)["is_complete"] is False, "the dbt Cloud run outlived the worker"
+    finally:
+        pipeline.set_faults()  # let the run go on
+    output, _ = retry.communicate(timeout=400)
 
-    assert retried.state == "success", retried.output[-4000:]
+    assert '"state": "success"' in output, output[-4000:]
     assert [run["id"] for run in pipeline.runs()[first_new_run:]] == [in_flight], "no second run"
-    assert pipeline.xcom(ELTML, retried.run_id, DBT_TASK) == in_flight
-    assert pipeline.task_instances(ELTML, retried.run_id)[DBT_TASK] == ("success", 2)
+    dag_run_id = pipeline.dag_run_id(ELTML, _date(3))
+    assert pipeline.xcom(ELTML, dag_run_id, DBT_TASK) == in_flight
+    assert pipeline.task_instances(ELTML, dag_run_id)[DBT_TASK] == ("success", 2)
 
 
 def test_task_timeout_cancels_the_dbt_cloud_run(pipeline: Pipeline):
     first_new_run = len(pipeline.runs())
-
-    outcome = pipeline.run_dag(
-        _date(4),
-        "--set",
-        f"{DBT_TASK}.execution_timeout=3",
-        "--set",
-        f"{DBT_TASK}.check_interval=1",
-        "--set",
-        f"{DBT_TASK}.retries=0",
-    )
+    pipeline.set_faults(step_delay_ms=300_000)  # a dbt job that takes far longer than the timeout
+    try:
+        outcome = pipeline.run_dag(
+            _date(4),
+            "--set",
+            f"{DBT_TASK}.execution_timeout=3",
+            "--set",
+            f"{DBT_TASK}.check_interval=1",
+            "--set",
+            f"{DBT_TASK}.retries=0",
+        )
+    finally:
+        pipeline.set_faults()
 
     assert outcome.state == "failed", outcome.output[-4000:]
     assert pipeline.task_instances(ELTML, outcome.run_id)[DBT_TASK][0] == "failed"
@@ -141,6 +153,18 @@ def test_task_timeout_cancels_the_dbt_cloud_run(pipeline: Pipeline):
     run = pipeline.wait_until_complete(run["id"])
     assert run["status"] == CANCELLED, "the run was cancelled, not leaked"
     assert processes_in(pipeline.server.data_dir / "runs" / str(run["id"])) == [], "dbt was stopped"
+
+
+def _wait_for_retry_to_pick_a_run(pipeline: Pipeline, logical_date: dt.datetime, try_number: int) -> None:
+    """Until the dbt task's try ``try_number`` has chosen its dbt Cloud run (the job_run_id XCom)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        run_id = pipeline.dag_run_id(ELTML, logical_date)
+        state = pipeline.task_instances(ELTML, run_id).get(DBT_TASK) if run_id else None
+        if state and state[1] == try_number and pipeline.xcom(ELTML, run_id, DBT_TASK, key="job_run_id"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{DBT_TASK} try {try_number} did not pick a dbt Cloud run; last seen {state}")
 
 
 def _wait_for_new_run(pipeline: Pipeline, known: int, timeout: float) -> int:
