@@ -15,10 +15,11 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
-# Same import root as the Astro image (/usr/local/airflow on PYTHONPATH): `import include.…`.
-export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+# Import roots: the project, as on the Astro image's PYTHONPATH (`import include.…`), and local/, the code
+# that only runs on your machine (`import dbt_cloud_local`, `import localdev`).
+export PYTHONPATH := $(CURDIR):$(CURDIR)/local$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help venv demo break-model fix-model test test-image lint lock clean
+.PHONY: help venv demo break-model fix-model test test-image astro-rehearsal lint lock clean
 
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
@@ -41,8 +42,8 @@ $(DBT_VENV)/.synced: constraints/dbt.lock $(VENV)/.synced
 
 # Re-resolve both locks after editing requirements*.txt.
 lock: $(VENV)/.synced
-	$(UV) pip compile --quiet --python-version 3.11 requirements-dev.txt -o constraints/local.lock
-	$(UV) pip compile --quiet --python-version 3.11 requirements-dbt.txt -o constraints/dbt.lock
+	$(UV) pip compile --quiet --universal --python-version 3.11 requirements-dev.txt -o constraints/local.lock
+	$(UV) pip compile --quiet --universal --python-version 3.11 requirements-dbt.txt -o constraints/dbt.lock
 
 demo: venv
 	$(VENV)/bin/python -m localdev.demo
@@ -78,6 +79,16 @@ test-image: $(IMAGE_VENV)/.synced
 	$$isolate env -i PATH=/usr/bin:/bin HOME=$$home AIRFLOW_HOME=$$home PYTHONPATH=$(CURDIR) \
 		AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 		$(IMAGE_VENV)/bin/python -m pytest tests/dags .astro/test_dag_integrity_default.py -p no:cacheprovider
+
+# The Astro path rehearsed in containers (local/astro_rehearsal): the project image from the unchanged
+# Dockerfile on a stand-in of the Runtime image, `astro dev pytest tests/dags` and `astro dev parse` in
+# it, then the stack `astro dev start` runs (with docker-compose.override.yml), the eltml DAG triggered
+# and awaited. Podman, no Docker engine; setup-podman.sh installs it (as root, Debian/Ubuntu).
+astro-rehearsal: venv
+	@if [ "$$(id -u)" = 0 ]; then local/astro_rehearsal/setup-podman.sh; \
+	elif ! command -v podman >/dev/null; then \
+		echo "astro-rehearsal needs podman: run 'sudo local/astro_rehearsal/setup-podman.sh' once" >&2; exit 2; fi
+	$(VENV)/bin/python -m astro_rehearsal
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "local")]
 
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK = "trigger_dbt_cloud_job_run"
@@ -89,7 +89,9 @@ def measure(root: Path, intervals: list[int], runs: int, log_path: Path) -> dict
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO_ROOT), str(REPO_ROOT / "local"), os.environ.get("PYTHONPATH")])
+            ),
         }
     )
     os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)

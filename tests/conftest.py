@@ -17,8 +17,14 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))  # `import include.…`, as on the Astro image's PYTHONPATH
+# Import roots: the project (`import include.…`, as on the Astro image's PYTHONPATH) and `local/`, the
+# code that only runs on your machine (`import dbt_cloud_local`, `import localdev`). Subprocesses that
+# tests start inherit them through PYTHONPATH.
+IMPORT_ROOTS = [str(PROJECT_ROOT), str(PROJECT_ROOT / "local")]
+sys.path[:0] = [root for root in IMPORT_ROOTS if root not in sys.path]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    dict.fromkeys([*IMPORT_ROOTS, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+)
 
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-tests-")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")

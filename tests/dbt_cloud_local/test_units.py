@@ -46,7 +46,7 @@ def test_refused_steps(command: str) -> None:
 
 
 def _config(tmp_path: Path, **changes: object) -> Path:
-    raw = yaml.safe_load(Path(__file__).parents[2].joinpath("dbt_cloud_local/config.yml").read_text())
+    raw = yaml.safe_load(Path(__file__).parents[2].joinpath("local/dbt_cloud_local/config.yml").read_text())
     raw["projects"][0]["dbt_project_dir"] = str(tmp_path)
     raw.update(changes)
     path = tmp_path / "config.yml"
@@ -61,7 +61,7 @@ def test_default_config_matches_the_brief(monkeypatch: pytest.MonkeyPatch) -> No
     config = load_config()
     assert config.accounts[1].name == "Local dbt Cloud"
     assert config.projects[1].name == "jaffle_shop"
-    assert config.projects[1].dbt_project_dir == config.root / "demo_dbt_project"
+    assert config.projects[1].dbt_project_dir == config.root / "local" / "demo_dbt_project"
     assert config.environments[1].name == "Production"
     assert config.environments[1].dbt_executable == config.root / ".venv-dbt/bin/dbt"
     assert config.environments[1].env["DBT_DUCKDB_PATH"] == "/data/override.duckdb"
@@ -75,13 +75,13 @@ def test_default_config_matches_the_brief(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DBT_CLOUD_LOCAL_API_TOKEN", "real-token-1234")
-    monkeypatch.setenv("DBT_CLOUD_LOCAL_DBT_EXECUTABLE", "/usr/local/airflow/dbt_venv/bin/dbt")
+    monkeypatch.setenv("DBT_CLOUD_LOCAL_DBT_EXECUTABLE", "/opt/dbt-cloud-local/venv/bin/dbt")
     monkeypatch.delenv("JAFFLE_SHOP_WAREHOUSE", raising=False)
     config = load_config()
     assert config.api_tokens == ("real-token-1234",)
-    assert str(config.environments[1].dbt_executable) == "/usr/local/airflow/dbt_venv/bin/dbt"
+    assert str(config.environments[1].dbt_executable) == "/opt/dbt-cloud-local/venv/bin/dbt"
     assert config.environments[1].env["DBT_DUCKDB_PATH"] == str(
-        config.root / "include/warehouse/jaffle_shop.duckdb"
+        config.root / ".state/data/warehouse/jaffle_shop.duckdb"
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from include.eltml.raw_data import load_raw_tables
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROJECT_DIR = REPO_ROOT / "demo_dbt_project"
+PROJECT_DIR = REPO_ROOT / "local" / "demo_dbt_project"
 DBT_EXECUTABLE = REPO_ROOT / ".venv-dbt" / "bin" / "dbt"
 #: Switch variables that must not leak from the developer's shell into a test's dbt run.
 FAILURE_SWITCHES = ("DBT_FAIL_MODEL", "DBT_FAIL_TEST")

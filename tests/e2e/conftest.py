@@ -191,6 +191,6 @@ def pipeline(tmp_path_factory, airflow_db) -> Pipeline:
             **os.environ,
             **paths,
             **server.client_env("dbt_cloud"),
-            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "local")]),
         }
         yield Pipeline(server=server, root=root, env=env)

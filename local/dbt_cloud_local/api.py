@@ -50,6 +50,8 @@ class ServerContext:
     store: Store
     runner: RunManager
     data_dir: Path
+    #: Base of the links the server hands out (run ``href``). None: the address the client used.
+    public_url: str | None = None
 
 
 def context(request: Request) -> ServerContext:
@@ -57,6 +59,11 @@ def context(request: Request) -> ServerContext:
 
 
 def base_url(request: Request) -> str:
+    """Where run links point. In containers the API is reached as ``dbt-cloud-local:8443`` while a
+    person opens links on the host (``localhost:8443``), so a configured public URL wins."""
+    public_url = context(request).public_url
+    if public_url:
+        return public_url
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
     return f"https://{host}"
 

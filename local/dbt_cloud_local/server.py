@@ -61,6 +61,7 @@ def serve(
     faults: FaultSettings,
     log_level: str = "info",
     access_log: bool = False,
+    public_url: str | None = None,
 ) -> None:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,10 @@ def serve(
     injector = FaultInjector(faults)
     runner = RunManager(config, store, data_dir, faults=injector)
     runner.start()
-    app = create_app(ServerContext(config=config, store=store, runner=runner, data_dir=data_dir), injector)
+    app = create_app(
+        ServerContext(config=config, store=store, runner=runner, data_dir=data_dir, public_url=public_url),
+        injector,
+    )
     print(banner(config, host, port, tls.client_bundle), file=sys.stderr, flush=True)
     server = uvicorn.Server(
         uvicorn.Config(

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 log = logging.getLogger(__name__)
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "airflow_settings.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "airflow_settings.yaml"
 _CONNECTION_FIELDS = {
     "conn_type": "conn_type",
     "conn_host": "host",

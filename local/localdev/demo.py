@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dbt_cloud_local.testing import free_port, run_local_dbt_cloud
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # this package is local/localdev/
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK_ID = "trigger_dbt_cloud_job_run"
 DEFAULT_PORT = 8443

@@ -110,7 +110,8 @@ def component_environment(
                 "password": token,
             }
         )
-    python_path = [str(REPO_ROOT), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    python_path = [str(REPO_ROOT), str(REPO_ROOT / "local"), *inherited]
     env.update(
         {
             MEMBER_MARKER: str(settings.state_dir),

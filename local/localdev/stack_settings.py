@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # this package is local/localdev/
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 DATABASES = ("auto", "postgres", "sqlite")
 #: The local dbt Cloud's placeholder token (dbt_cloud_local/config.yml); DBT_CLOUD_LOCAL_API_TOKEN

@@ -15,17 +15,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dbt_cloud_local import env_vars
 from dbt_cloud_local.config import ConfigError, load_config
 from dbt_cloud_local.faults import parse_fault_settings
 from dbt_cloud_local.store import Store
-from dbt_cloud_local.tls import client_env_lines, ensure_certificates
+from dbt_cloud_local.tls import client_env_lines, ensure_certificates, tls_paths
 
 DEFAULT_DATA_DIR = ".dbt-cloud-local"
+ENV_PUBLIC_URL = "DBT_CLOUD_LOCAL_PUBLIC_URL"
+
+
+def _public_url(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a base URL; give scheme and host only, e.g. https://localhost:8443"
+        )
+    return value.rstrip("/")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-error-status", type=int, action="append", help="status for --fault-error-rate (repeatable)"
     )
     serve.add_argument("--fault-seed", type=int, help="seed the fault random generator")
+    serve.add_argument(
+        "--public-url",
+        type=_public_url,
+        default=os.environ.get(ENV_PUBLIC_URL) or None,
+        help=f"base of run links (href), e.g. https://localhost:8443 when clients reach the server by "
+        f"another name (default: ${ENV_PUBLIC_URL}, else the address each client used)",
+    )
+
+    health = commands.add_parser("health", help="exit 0 when the server answers over HTTPS (healthchecks)")
+    health.add_argument(
+        "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help="the server's data dir (its CA)"
+    )
+    health.add_argument("--port", type=int, default=8443)
 
     env = commands.add_parser("env", help="print the export lines clients need to trust the server")
     _common(env)
@@ -106,8 +131,25 @@ def _serve(args: argparse.Namespace) -> int:
         faults=faults,
         log_level=args.log_level,
         access_log=args.access_log,
+        public_url=args.public_url,
     )
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    """Ask the running server over HTTPS, trusting its own CA: what a container healthcheck runs."""
+    import ssl
+    import urllib.request
+
+    url = f"https://localhost:{args.port}/_local/health"
+    try:
+        trust = ssl.create_default_context(cafile=str(tls_paths(args.data_dir.resolve()).ca_cert))
+        with urllib.request.urlopen(url, context=trust, timeout=5) as response:
+            print(f"{url}: HTTP {response.status}")
+            return 0
+    except OSError as exc:
+        print(f"{url}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _env(args: argparse.Namespace) -> int:
@@ -146,7 +188,7 @@ def _env_var(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"serve": _serve, "env": _env, "env-var": _env_var}
+    handlers = {"serve": _serve, "health": _health, "env": _env, "env-var": _env_var}
     try:
         return handlers[args.command](args)
     except (ConfigError, env_vars.EnvVarError, ValueError) as exc:

@@ -25,8 +25,9 @@ from dbt_cloud_local.faults import FaultSettings, parse_fault_settings
 
 #: The default config shipped with the package.
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.yml")
-#: Repository root: base for ``dbt_executable`` and path-like environment values.
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent
+#: Project root: base for ``dbt_executable`` and path-like environment values. This package lives in
+#: ``local/dbt_cloud_local/``, two levels below it (``/usr/local/airflow`` in the containers).
+DEFAULT_ROOT = Path(__file__).resolve().parents[2]
 
 ENV_API_TOKEN = "DBT_CLOUD_LOCAL_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENV_DBT_EXECUTABLE = "DBT_CLOUD_LOCAL_DBT_EXECUTABLE"

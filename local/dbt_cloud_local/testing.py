@@ -34,7 +34,9 @@ import httpx
 from dbt_cloud_local.config import ENV_API_TOKEN, load_config
 from dbt_cloud_local.tls import tls_paths
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The folder that holds this package (``local/``) and the project root above it.
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+REPO_ROOT = PACKAGE_PARENT.parent
 CONN_ID = "dbt_cloud_local"
 
 
@@ -158,7 +160,9 @@ def start_local_dbt_cloud(
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     process_env = {**os.environ, **(env or {})}
-    process_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), process_env.get("PYTHONPATH")]))
+    process_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(PACKAGE_PARENT), str(REPO_ROOT), process_env.get("PYTHONPATH")])
+    )
     if token:
         process_env[ENV_API_TOKEN] = token
     loaded = load_config(config)  # validate early, and learn the token and account id
