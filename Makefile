@@ -32,6 +32,9 @@ $(VENV)/.synced: constraints/local.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip sync --quiet --python $(VENV)/bin/python constraints/local.lock
+	@# The import roots (PYTHONPATH above) in the venv itself, so `.venv/bin/python -m localdev.stack ...`
+	@# works from any shell, as the README shows.
+	$(VENV)/bin/python -c 'import site; open(site.getsitepackages()[0] + "/airflow-dbt-cloud.pth", "w").write("$(CURDIR)\n$(CURDIR)/local\n")'
 	touch $@
 
 # dbt Core in its own venv, as the guide recommends ("avoid dependency hell").
@@ -94,8 +97,10 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Removes the virtualenvs and every piece of local state: task data (.state/data), the rehearsal's
+# files (.state/astro-rehearsal; its cached images stay in Podman), the stack's and the demo's state.
 clean:
-	rm -rf $(VENV) $(DBT_VENV) .airflow .pytest_cache
+	rm -rf $(VENV) $(DBT_VENV) $(IMAGE_VENV) .state .airflow .dbt-cloud-local .pytest_cache .ruff_cache
 
 # --- The full local Airflow stack without Docker (localdev/stack.py) ------------------------------
 # What `astro dev start` runs, natively from .venv: api-server, scheduler, dag-processor, triggerer on

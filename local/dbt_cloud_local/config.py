@@ -7,8 +7,8 @@ every problem is reported with the key that holds it and how to fix it, because 
 with a half-valid config fails later in a far less readable way (inside a dbt run).
 
 Relative paths: ``dbt_project_dir`` is relative to the config file; ``dbt_executable`` and path-like
-environment values are relative to ``root`` (default: the repository root, i.e. the directory that
-contains the ``dbt_cloud_local`` package, which is ``/usr/local/airflow`` in the Astro image).
+environment values are relative to ``root`` (default: the project root, two levels above this
+package, which is ``/usr/local/airflow`` in the ``dbt-cloud-local`` container).
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ def up(settings: StackSettings) -> int:
         if not settings.ca_file.exists():
             raise StackError(
                 f"`python -m dbt_cloud_local env` did not create the CA at {settings.ca_file}; "
-                "the local dbt Cloud (dbt_cloud_local/) is not usable yet."
+                "the local dbt Cloud (local/dbt_cloud_local/) is not usable yet."
             )
         started: list[ProcessRecord] = []
         try:

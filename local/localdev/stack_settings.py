@@ -16,7 +16,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]  # this package is local/localdev/
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 DATABASES = ("auto", "postgres", "sqlite")
-#: The local dbt Cloud's placeholder token (dbt_cloud_local/config.yml); DBT_CLOUD_LOCAL_API_TOKEN
+#: The local dbt Cloud's placeholder token (local/dbt_cloud_local/config.yml); DBT_CLOUD_LOCAL_API_TOKEN
 #: replaces it.
 DEFAULT_DBT_CLOUD_TOKEN = "dbtc_local_dev_token"  # noqa: S105 - a public local-only placeholder
 DBT_CLOUD_TOKEN_ENV = "DBT_CLOUD_LOCAL_API_TOKEN"  # noqa: S105 - a variable name

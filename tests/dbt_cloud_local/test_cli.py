@@ -9,8 +9,9 @@ from pathlib import Path
 
 import certifi
 import httpx
+from helpers import trigger
 
-from dbt_cloud_local.testing import REPO_ROOT, LocalDbtCloud
+from dbt_cloud_local.testing import REPO_ROOT, LocalDbtCloud, free_port
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -67,3 +68,31 @@ def test_invalid_input_is_reported_clearly(server: LocalDbtCloud, tmp_path) -> N
     result = cli("serve", "--config", str(broken), "--data-dir", str(tmp_path / "d"))
     assert result.returncode == 2
     assert "config key `accounts`" in result.stderr
+
+
+def test_public_url_is_where_run_links_point_whatever_name_the_client_used(make_server) -> None:
+    """In containers Airflow calls dbt-cloud-local:8443 while a person opens links on localhost."""
+    server = make_server("public-url", extra_args=("--public-url", "https://localhost:18443/"))
+    run = trigger(server, 1)
+    assert run["href"] == f"https://localhost:18443/deploy/1/projects/1/runs/{run['id']}/"
+    with server.client() as client:
+        listed = client.get("/api/v2/accounts/1/runs/", params={"job_definition_id": 1}).json()["data"]
+    assert {item["href"] for item in listed} == {
+        f"https://localhost:18443/deploy/1/projects/1/runs/{item['id']}/" for item in listed
+    }
+
+
+def test_a_public_url_with_a_path_is_refused_with_an_example(tmp_path) -> None:
+    result = cli("serve", "--public-url", "localhost:8443/deploy", "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "give scheme and host only, e.g. https://localhost:8443" in result.stderr
+
+
+def test_health_answers_zero_for_a_running_server_and_one_otherwise(server: LocalDbtCloud, tmp_path) -> None:
+    healthy = cli("health", "--port", str(server.port), "--data-dir", str(server.data_dir))
+    assert healthy.returncode == 0, healthy.stderr
+    assert "HTTP 200" in healthy.stdout
+    down = cli("health", "--port", str(free_port()), "--data-dir", str(server.data_dir))
+    assert down.returncode == 1
+    no_ca = cli("health", "--port", str(server.port), "--data-dir", str(tmp_path))
+    assert no_ca.returncode == 1
