@@ -1,6 +1,6 @@
 # One entry point for the no-Docker path. Every target builds what it needs first.
 #   make demo   run the eltml pipeline end to end on the embedded local dbt Cloud
-#   make test   run the test suite (the same one CI runs)
+#   make test   run the test suite (the same one CI runs); make test-fast: the everyday lane
 #   make break-model [MODEL=stg_orders] / make fix-model   the demo failure switch (see README)
 # The Astro path needs none of this: `astro dev start` builds the image from Dockerfile.
 
@@ -9,9 +9,15 @@ PYTHON ?= python3
 VENV := .venv
 DBT_VENV := .venv-dbt
 UV_VERSION := 0.13.9
+# The oldest Python the code and the locks support (datetime.UTC, tomllib...); the locks are resolved for
+# every Python from it on, the Astro Runtime image's included. tests/test_python_support.py checks it.
+PYTHON_MIN := 3.11
 UV := $(VENV)/bin/uv
 
-export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+# All local state lives in .state/ (git-ignored): the Airflow home, the local dbt Cloud's data
+# (dbt-cloud-local/), the task data (data/), the container rehearsal's files. `make clean` removes it.
+export LOCALDEV_STATE_DIR ?= $(CURDIR)/.state
+export AIRFLOW_HOME ?= $(LOCALDEV_STATE_DIR)
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
@@ -19,7 +25,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 # that only runs on your machine (`import dbt_cloud_local`, `import localdev`).
 export PYTHONPATH := $(CURDIR):$(CURDIR)/local$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help venv demo break-model fix-model test test-image astro-rehearsal lint lock clean
+.PHONY: help venv demo break-model fix-model test test-fast test-image astro-rehearsal lint lock clean distclean
 
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
@@ -28,7 +34,7 @@ venv: $(VENV)/.synced $(DBT_VENV)/.synced
 
 # The Airflow venv: Airflow 3.3.2 + the image's requirements.txt + test tools, from the lock.
 $(VENV)/.synced: constraints/local.lock
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python >= 3.10 is required (Airflow 3.3), found " + sys.version.split()[0])'
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(PYTHON_MIN)".split("."))) and "Python >= $(PYTHON_MIN) is required, found " + sys.version.split()[0] + "; pass another: make PYTHON=python3.12 ...")'
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip sync --quiet --python $(VENV)/bin/python constraints/local.lock
@@ -45,8 +51,8 @@ $(DBT_VENV)/.synced: constraints/dbt.lock $(VENV)/.synced
 
 # Re-resolve both locks after editing requirements*.txt.
 lock: $(VENV)/.synced
-	$(UV) pip compile --quiet --universal --python-version 3.11 requirements-dev.txt -o constraints/local.lock
-	$(UV) pip compile --quiet --universal --python-version 3.11 requirements-dbt.txt -o constraints/dbt.lock
+	$(UV) pip compile --quiet --universal --python-version $(PYTHON_MIN) requirements-dev.txt -o constraints/local.lock
+	$(UV) pip compile --quiet --universal --python-version $(PYTHON_MIN) requirements-dbt.txt -o constraints/dbt.lock
 
 demo: venv
 	$(VENV)/bin/python -m localdev.demo
@@ -54,7 +60,6 @@ demo: venv
 # The demo failure switch: a Production environment variable of the local dbt Cloud that `make up`
 # runs (state in $(LOCALDEV_STATE_DIR)), set the way you would set one in dbt Cloud. Takes effect at
 # the next dbt Cloud run; no restart needed.
-LOCALDEV_STATE_DIR ?= .airflow
 break-model: venv
 	$(VENV)/bin/python -m dbt_cloud_local env-var set DBT_FAIL_MODEL $(or $(MODEL),stg_orders) \
 		--environment Production --data-dir $(LOCALDEV_STATE_DIR)/dbt-cloud-local
@@ -65,6 +70,10 @@ fix-model: venv
 # `browser` (defined below) makes sure the UI test has a Chromium.
 test: venv browser
 	$(VENV)/bin/pytest --timeout=900
+
+# The everyday lane: everything but the slow suites (e2e, browser, stack, parity; see tests/conftest.py).
+test-fast: venv
+	$(VENV)/bin/pytest --timeout=300 -m "not (e2e or browser or stack or parity)"
 
 # What `astro dev pytest tests/dags` and `astro dev parse` run, without Docker: only what the image holds (Airflow 3.3.2 +
 # requirements.txt + pytest), an empty AIRFLOW_HOME, no services and (where `unshare -n` is allowed,
@@ -95,17 +104,25 @@ astro-rehearsal: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --preview --select AIR .
 	$(VENV)/bin/ruff format --check .
 
-# Removes the virtualenvs and every piece of local state: task data (.state/data), the rehearsal's
-# files (.state/astro-rehearsal; its cached images stay in Podman), the stack's and the demo's state.
+# Removes every piece of local state and the tools' caches, keeping the virtualenvs: .state/ (the
+# Airflow home and logs, the stack's PostgreSQL database, the local dbt Cloud's runs, the task data,
+# the rehearsal's files; its cached images stay in Podman). `make distclean` removes the venvs too.
 clean:
-	rm -rf $(VENV) $(DBT_VENV) $(IMAGE_VENV) .state .airflow .dbt-cloud-local .pytest_cache .ruff_cache
+	@if [ -x $(VENV)/bin/python ] && [ -d "$(LOCALDEV_STATE_DIR)" ]; then $(VENV)/bin/python -m localdev.stack clean; fi
+	rm -rf "$(LOCALDEV_STATE_DIR)" .pytest_cache .ruff_cache local/demo_dbt_project/target \
+		local/demo_dbt_project/dbt_packages local/demo_dbt_project/logs
+	find . -path './.venv*' -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(DBT_VENV) $(IMAGE_VENV)
 
 # --- The full local Airflow stack without Docker (localdev/stack.py) ------------------------------
 # What `astro dev start` runs, natively from .venv: api-server, scheduler, dag-processor, triggerer on
 # PostgreSQL (127.0.0.1:5432, database airflow_local; SQLite when none answers), airflow_settings.yaml
-# seeded, plus the local dbt Cloud. State and logs in .airflow/ (logs/stack/<component>.log).
+# seeded, plus the local dbt Cloud. State and logs in .state/ (logs/stack/<component>.log).
 #   make up         start it in the background: UI http://localhost:8080 (no login), dbt Cloud :8443
 #   make up-celery  the same on CeleryExecutor with two workers on the local Redis (= make up EXECUTOR=celery)
 #   make status     components and health

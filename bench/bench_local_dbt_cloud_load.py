@@ -79,7 +79,11 @@ def main() -> int:
     print(f"dbt runs during the load: {len(runs)}, final statuses {finished}")
     assert not failures, f"{len(failures)} failed requests, e.g. {failures[:3]}"
     assert len(latencies) == total, "some pollers did not finish within the budget"
-    assert all(status == 10 for status in finished), f"runs did not all succeed: {finished}"
+    from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudJobRunStatus
+
+    assert all(status == DbtCloudJobRunStatus.SUCCESS.value for status in finished), (
+        f"runs did not all succeed: {finished}"
+    )
     assert elapsed < args.budget, f"the load took {elapsed:.0f}s, over the {args.budget:.0f}s budget"
     return 0
 

@@ -48,10 +48,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "local")]
 
+from localdev.airflow_env import project_environment  # noqa: E402
+
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK = "trigger_dbt_cloud_job_run"
 LOGICAL_DATE = dt.datetime(2025, 9, 1, 6, 0, tzinfo=dt.UTC)
-SUCCESS = 10
 
 
 def main() -> int:
@@ -82,19 +83,9 @@ def measure(root: Path, intervals: list[int], runs: int, log_path: Path) -> dict
     }
     # Airflow reads its configuration (and aiohttp its CA trust) when first imported: all of this is
     # in the environment before any Airflow import, which happens only after the server is up.
-    os.environ.update(paths)
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(root / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(REPO_ROOT), str(REPO_ROOT / "local"), os.environ.get("PYTHONPATH")])
-            ),
-        }
-    )
-    os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+    environment = {**project_environment(root / "airflow"), **paths}
+    os.environ.clear()
+    os.environ.update(environment)
 
     from dbt_cloud_local.testing import run_local_dbt_cloud
 
@@ -164,7 +155,12 @@ def one_sample(dag, server, log_path: Path, seen_runs: set[int]) -> tuple[float,
         response = client.get(f"/api/v2/accounts/{server.account_id}/runs/{dbt_run_id}/")
         response.raise_for_status()
         run = response.json()["data"]
-    check(run["status"] == SUCCESS, f"dbt Cloud run {dbt_run_id} ended with status {run['status']}")
+    from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudJobRunStatus  # after AIRFLOW_HOME is set
+
+    check(
+        run["status"] == DbtCloudJobRunStatus.SUCCESS.value,
+        f"dbt Cloud run {dbt_run_id} ended with status {run['status']}",
+    )
     finished_at = dt.datetime.fromisoformat(run["finished_at"])
     duration = (finished_at - dt.datetime.fromisoformat(run["created_at"])).total_seconds()
     return (end_date - finished_at).total_seconds(), dbt_run_id, duration

@@ -14,9 +14,8 @@ from datetime import timedelta
 from airflow.providers.dbt.cloud.operators.dbt import DbtCloudRunJobOperator
 from airflow.sdk import dag
 
-from include.assets import JAFFLE_SHOP_MARTS, RAW_JAFFLE_SHOP
+from include.assets import JAFFLE_SHOP_DAILY_MODELS, RAW_JAFFLE_SHOP
 from include.dag_defaults import START_DATE, default_args
-from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
 
 
 @dag(
@@ -31,7 +30,6 @@ from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
 def dbt_cloud_after_ingestion():
     DbtCloudRunJobOperator(
         task_id="run_daily_models",
-        dbt_cloud_conn_id=DBT_CLOUD_CONN_ID,
         project_name="jaffle_shop",
         environment_name="Production",
         job_name="Daily Run",
@@ -40,8 +38,7 @@ def dbt_cloud_after_ingestion():
         reuse_existing_run=True,
         check_interval=15,
         execution_timeout=timedelta(hours=3),
-        hook_params=HOOK_PARAMS,
-        outlets=[JAFFLE_SHOP_MARTS],
+        outlets=[JAFFLE_SHOP_DAILY_MODELS],
     )
 
 

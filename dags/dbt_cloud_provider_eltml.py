@@ -24,7 +24,6 @@ from airflow.sdk import chain, dag, task
 
 from include.assets import JAFFLE_SHOP_MARTS, RAW_JAFFLE_SHOP
 from include.dag_defaults import START_DATE, default_args
-from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
 
 # --- Edit these two for your dbt Cloud job ---------------------------------------------------------
 # Both are in the job's URL, e.g. https://cloud.getdbt.com/#/accounts/16173/projects/36467/jobs/65767/
@@ -42,19 +41,19 @@ JOB_ID = 1
     catchup=False,
     max_active_runs=1,
     # Owner, retries (2) and the failure email (off until an alerts_smtp connection exists), plus the
-    # dbt Cloud connection and account every dbt Cloud operator in this DAG uses.
-    default_args=default_args(dbt_cloud_conn_id=DBT_CLOUD_CONN_ID, account_id=ACCOUNT_ID),
+    # dbt Cloud connection, account and hook settings every dbt Cloud operator in this DAG uses.
+    default_args=default_args(account_id=ACCOUNT_ID),
     tags=["dbt-cloud", "eltml"],
     doc_md=__doc__,
 )
 def dbt_cloud_provider_eltml():
-    @task
+    @task(multiple_outputs=False)
     def extract(*, run_id: str) -> dict[str, str]:
         from include.eltml.tasks import extract_raw_files
 
         return extract_raw_files(run_id)
 
-    @task(outlets=[RAW_JAFFLE_SHOP])
+    @task(outlets=[RAW_JAFFLE_SHOP], multiple_outputs=False)
     def load(files: dict[str, str]) -> dict[str, int]:
         from include.eltml.tasks import load_raw_files
 
@@ -68,11 +67,10 @@ def dbt_cloud_provider_eltml():
         reuse_existing_run=True,  # a retry after a lost worker attaches to the run in flight
         check_interval=10,
         execution_timeout=timedelta(hours=1),  # on timeout the dbt Cloud run is cancelled
-        hook_params=HOOK_PARAMS,
         outlets=[JAFFLE_SHOP_MARTS],
     )
 
-    @task
+    @task(multiple_outputs=False)
     def ml_training(*, run_id: str) -> dict[str, float]:
         from include.eltml.tasks import train_churn_model
 

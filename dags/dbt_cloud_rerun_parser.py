@@ -19,7 +19,6 @@ from airflow.providers.dbt.cloud.sensors.dbt import DbtCloudJobRunSensor
 from airflow.sdk import Param, dag, task
 
 from include.dag_defaults import START_DATE, default_args
-from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
 
 ACCOUNT_ID = 1  # your dbt Cloud account id (the number after /accounts/ in any dbt Cloud URL)
 
@@ -28,7 +27,7 @@ ACCOUNT_ID = 1  # your dbt Cloud account id (the number after /accounts/ in any 
     schedule=None,
     start_date=START_DATE,
     catchup=False,
-    default_args=default_args(),
+    default_args=default_args(account_id=ACCOUNT_ID),
     params={
         "run_id": Param(None, type=["null", "integer"], minimum=1, title="dbt Cloud run id to rerun"),
         "statuses": Param(
@@ -49,41 +48,37 @@ ACCOUNT_ID = 1  # your dbt Cloud account id (the number after /accounts/ in any 
     doc_md=__doc__,
 )
 def dbt_cloud_rerun_parser():
-    @task
+    @task(multiple_outputs=False)
     def plan_rerun(*, params, run_id: str) -> dict:
         from airflow.exceptions import AirflowSkipException
-        from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudHook
 
-        from include.dbt_cloud_rerun import RerunRequest, plan_rerun
+        from include import dbt_cloud_rerun
+        from include.dbt_cloud import dbt_cloud_hook
 
         if not params["run_id"]:
             raise ValueError("Set the 'run_id' param to the failed dbt Cloud run's id (Trigger DAG form).")
-        hook = DbtCloudHook(DBT_CLOUD_CONN_ID, **HOOK_PARAMS)
-        plan = plan_rerun(
-            hook,
+        plan = dbt_cloud_rerun.plan_rerun(
+            dbt_cloud_hook(),
             ACCOUNT_ID,
             int(params["run_id"]),
             statuses=params["statuses"],
             include_warn=params["include_warn"],
             airflow_run_id=run_id,
         )
-        if not isinstance(plan, RerunRequest):
+        if not isinstance(plan, dbt_cloud_rerun.RerunRequest):
             raise AirflowSkipException(f"Nothing to rerun: {plan.reason}.")
         return plan.__dict__
 
     @task
     def trigger_rerun(plan: dict) -> int:
-        from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudHook
-
+        from include.dbt_cloud import dbt_cloud_hook
         from include.dbt_cloud_rerun import RerunRequest, trigger_once
 
-        return trigger_once(DbtCloudHook(DBT_CLOUD_CONN_ID, **HOOK_PARAMS), ACCOUNT_ID, RerunRequest(**plan))
+        return trigger_once(dbt_cloud_hook(), ACCOUNT_ID, RerunRequest(**plan))
 
     rerun_run_id = trigger_rerun(plan_rerun())
     DbtCloudJobRunSensor(
         task_id="wait_for_rerun",
-        dbt_cloud_conn_id=DBT_CLOUD_CONN_ID,
-        account_id=ACCOUNT_ID,
         run_id=rerun_run_id,
         deferrable=True,
         poke_interval=10,

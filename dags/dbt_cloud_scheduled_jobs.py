@@ -14,7 +14,6 @@ from airflow.providers.dbt.cloud.operators.dbt import DbtCloudRunJobOperator
 from airflow.sdk import DAG
 
 from include.dag_defaults import START_DATE, default_args
-from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
 
 PROJECT_NAME = "jaffle_shop"
 ENVIRONMENT_NAME = "Production"
@@ -33,7 +32,6 @@ for cadence, job_name in JOBS_BY_SCHEDULE.items():
     ):
         DbtCloudRunJobOperator(
             task_id="run_dbt_cloud_job",
-            dbt_cloud_conn_id=DBT_CLOUD_CONN_ID,
             project_name=PROJECT_NAME,
             environment_name=ENVIRONMENT_NAME,
             job_name=job_name,
@@ -42,5 +40,4 @@ for cadence, job_name in JOBS_BY_SCHEDULE.items():
             reuse_existing_run=True,
             check_interval=15,
             execution_timeout=timedelta(minutes=50 if cadence == "hourly" else 180),
-            hook_params=HOOK_PARAMS,
         )

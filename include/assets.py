@@ -9,4 +9,7 @@ from __future__ import annotations
 from airflow.sdk import Asset
 
 RAW_JAFFLE_SHOP = Asset(name="jaffle_shop_raw", uri="duckdb://jaffle_shop/raw")
+#: Updated by the eltml DAG's dbt Cloud job (its only producer).
 JAFFLE_SHOP_MARTS = Asset(name="jaffle_shop_marts", uri="duckdb://jaffle_shop/marts")
+#: Updated by the after-ingestion DAG's *Daily Run* job (the models tagged `daily`).
+JAFFLE_SHOP_DAILY_MODELS = Asset(name="jaffle_shop_daily_models", uri="duckdb://jaffle_shop/daily_models")

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudJobRunStatus
+
 from include.rerun_parser import (
     JobRerun,
     JobStep,
@@ -26,7 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUN_ERROR, RUN_SUCCESS, RUN_CANCELLED = 20, 10, 30
+RUN_ERROR, RUN_SUCCESS, RUN_CANCELLED = (
+    DbtCloudJobRunStatus.ERROR.value,
+    DbtCloudJobRunStatus.SUCCESS.value,
+    DbtCloudJobRunStatus.CANCELLED.value,
+)
 _INVOKE_DBT = re.compile(r"^Invoke dbt with `(?P<command>.+)`$")
 #: Steps dbt Cloud adds around a job's own commands; they are not the job's to rerun.
 _IMPLICIT_COMMANDS = ("dbt deps", "dbt docs generate")

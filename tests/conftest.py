@@ -42,3 +42,21 @@ def airflow_db() -> Path:
     )
     assert result.returncode == 0, f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}"
     return Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
+
+
+#: The slow lanes, by where their tests live (markers declared in pyproject.toml). `make test` runs
+#: everything; `make test-fast` deselects these.
+SLOW_LANES = {
+    "tests/e2e/": "e2e",
+    "tests/browser/": "browser",
+    "tests/localdev/test_stack.py": "stack",
+    "tests/rerun_parser/test_rerun_parity_with_dbt_retry.py": "parity",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.relative_to(PROJECT_ROOT).as_posix()
+        for prefix, marker in SLOW_LANES.items():
+            if path.startswith(prefix):
+                item.add_marker(marker)

@@ -91,43 +91,19 @@ def ensure_built(name: str, context_dir: Path, extra_files: dict[str, Path] | No
     with tempfile.TemporaryDirectory() as context:
         for file_name, path in files.items():
             shutil.copy2(path, Path(context) / file_name)
-        run(
-            [
-                "podman",
-                "build",
-                "--quiet",
-                "--format",
-                "docker",
-                "--label",
-                f"{INPUTS_LABEL}={inputs}",
-                "-t",
-                name,
-                "-f",
-                str(Path(context) / "Containerfile"),
-                context,
-            ],
-            quiet=True,
-        )
+        _build(name, Path(context) / "Containerfile", Path(context), f"--label={INPUTS_LABEL}={inputs}")
     return True
 
 
 def build_project_image(project_root: Path, name: str) -> None:
     """``astro dev start``'s build: the project's Dockerfile, Docker format (the CLI's podman path)."""
-    run(
-        [
-            "podman",
-            "build",
-            "--quiet",
-            "--format",
-            "docker",
-            "-t",
-            name,
-            "-f",
-            str(project_root / "Dockerfile"),
-            str(project_root),
-        ],
-        quiet=True,
-    )
+    _build(name, project_root / "Dockerfile", project_root)
+
+
+def _build(name: str, containerfile: Path, context: Path, *options: str) -> None:
+    # Docker format: ONBUILD steps survive only in it (as the Astro CLI builds with podman).
+    argv = ["podman", "build", "--quiet", "--format", "docker", *options, "-t", name]
+    run([*argv, "-f", str(containerfile), str(context)], quiet=True)
 
 
 #: What must never be in the deployed image: (description, shell test that succeeds when it is there).

@@ -5,7 +5,7 @@ It serves the part of the dbt Cloud API v2/v3 that ``apache-airflow-providers-db
 HTTPS, and executes jobs with real dbt Core (on DuckDB) so that DAGs written for dbt Cloud run
 unchanged on a laptop, in CI and next to ``astro dev start``.
 
-Entry point: ``python -m dbt_cloud_local serve --data-dir .dbt-cloud-local``.
+Entry point: ``python -m dbt_cloud_local serve --data-dir .state/dbt-cloud-local``.
 """
 
 from __future__ import annotations

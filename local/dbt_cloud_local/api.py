@@ -5,18 +5,25 @@ Handlers that touch SQLite or files are plain ``def`` functions, which FastAPI r
 pool, so the event loop stays free for other requests. Query parameters are parsed by hand because
 clients encode them in several ways (``include_related`` as repeated keys, comma-joined or a JSON
 list; ``status__in`` as the string ``"[1, 2, 3]"``).
+
+Every input is checked before anything is written or a run is queued, and every refusal is a 4xx in
+dbt Cloud's status envelope that names the field: ids and integers must fit SQLite's 64-bit integers,
+bodies are at most ``MAX_BODY_BYTES`` of JSON nested at most ``MAX_JSON_DEPTH`` levels, and strings
+may not hold NUL or unpaired surrogates (dbt's argv and environment, and SQLite, cannot carry them).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import mimetypes
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
@@ -32,6 +39,20 @@ router = APIRouter()
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 JOB_ORDER_FIELDS = frozenset({"id", "name", "created_at", "updated_at"})
 MAX_CAUSE_LENGTH = 255
+MAX_BRANCH_LENGTH = 255
+#: Ids and integer fields must fit SQLite's INTEGER (a signed 64-bit number).
+MAX_INT64 = 2**63 - 1
+#: Request bodies are small JSON objects; anything larger is a mistake or an attack (413).
+MAX_BODY_BYTES = 1024 * 1024
+#: The deepest legitimate body (env var bulk create) nests 3 levels.
+MAX_JSON_DEPTH = 32
+#: Characters git refuses in branch names (``git check-ref-format``), plus ``..``, ``@{`` and ``//``.
+_BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/.]|[/.]$|\.lock$")
+_DBT_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+_INTEGER = re.compile(r"^[+-]?[0-9]{1,30}$")
+
+#: A path id: dbt Cloud ids are positive; larger than 64 bits cannot exist (400, not 404).
+Id = Annotated[int, PathParam(ge=1, le=MAX_INT64)]
 
 
 class ApiError(Exception):
@@ -71,11 +92,23 @@ def base_url(request: Request) -> str:
 # Query parsing ----------------------------------------------------------------------------------
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: errors name bad input without echoing megabytes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, f"Query parameter {name} must be an integer, got {value!r}") from None
+    """A query integer from 0 to ``MAX_INT64`` (plain ASCII digits: no exponent, no sign games)."""
+    text = value.strip() if isinstance(value, str) else ""
+    number = int(text) if _INTEGER.fullmatch(text) else None
+    if number is None or not 0 <= number <= MAX_INT64:
+        raise ApiError(
+            400,
+            f"Query parameter {name} must be an integer from 0 to {MAX_INT64}, got {shown(value)}",
+            f"Fix: send {name} as plain digits, e.g. {name}=1",
+        )
+    return number
 
 
 def query_int(request: Request, name: str, default: int | None = None) -> int | None:
@@ -93,7 +126,7 @@ def query_list(request: Request, name: str) -> list[str]:
         if raw.startswith("["):
             try:
                 parsed = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = raw.strip("[]").split(",")
             values = parsed if isinstance(parsed, list) else [parsed]
         else:
@@ -109,8 +142,6 @@ def paging(request: Request, ctx: ServerContext) -> tuple[int, int]:
     assert offset is not None
     if not 1 <= limit <= 100:
         raise ApiError(400, "limit must be between 1 and 100")
-    if offset < 0:
-        raise ApiError(400, "offset must be 0 or more")
     return limit, offset
 
 
@@ -167,17 +198,26 @@ def serialize_run(
 # Accounts ---------------------------------------------------------------------------------------
 
 
+def granted_accounts(request: Request) -> frozenset[int]:
+    """Accounts the request's token may use (the app's guard stores its limit; None: any account)."""
+    limited_to = getattr(request.state, "accounts", None)
+    return frozenset(context(request).config.accounts) if limited_to is None else limited_to
+
+
 @router.get("/")
 @router.get("/api/v2/accounts/")
 def list_accounts(request: Request) -> dict[str, Any]:
     """Accounts the token may use; ``GET /`` is also the provider's ``test_connection``."""
     ctx = context(request)
-    items = [serializers.account(account) for account in ctx.config.accounts.values()]
+    granted = granted_accounts(request)
+    items = [
+        serializers.account(account) for account in ctx.config.accounts.values() if account.id in granted
+    ]
     return serializers.list_envelope(items, total=len(items), limit=100, offset=0, filters={}, order_by="id")
 
 
 @router.get("/api/v2/accounts/{account_id}/")
-def get_account(request: Request, account_id: int) -> dict[str, Any]:
+def get_account(request: Request, account_id: Id) -> dict[str, Any]:
     ctx = context(request)
     account_or_404(ctx, account_id)
     return serializers.envelope(serializers.account(ctx.config.accounts[account_id]))
@@ -192,7 +232,7 @@ def _name_filter(request: Request) -> str | None:
 
 
 @router.get("/api/v3/accounts/{account_id}/projects/")
-def list_projects(request: Request, account_id: int) -> dict[str, Any]:
+def list_projects(request: Request, account_id: Id) -> dict[str, Any]:
     ctx = context(request)
     account_or_404(ctx, account_id)
     limit, offset = paging(request, ctx)
@@ -210,14 +250,14 @@ def list_projects(request: Request, account_id: int) -> dict[str, Any]:
 
 
 @router.get("/api/v3/accounts/{account_id}/projects/{project_id}/")
-def get_project(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+def get_project(request: Request, account_id: Id, project_id: Id) -> dict[str, Any]:
     ctx = context(request)
     project = project_or_404(ctx, account_id, project_id)
     return serializers.envelope(serializers.project_v3(project, ctx.config))
 
 
 @router.get("/api/v3/accounts/{account_id}/projects/{project_id}/environments/")
-def list_environments(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+def list_environments(request: Request, account_id: Id, project_id: Id) -> dict[str, Any]:
     ctx = context(request)
     project_or_404(ctx, account_id, project_id)
     limit, offset = paging(request, ctx)
@@ -243,9 +283,7 @@ def list_environments(request: Request, account_id: int, project_id: int) -> dic
 
 
 @router.get("/api/v3/accounts/{account_id}/projects/{project_id}/environments/{environment_id}/")
-def get_environment(
-    request: Request, account_id: int, project_id: int, environment_id: int
-) -> dict[str, Any]:
+def get_environment(request: Request, account_id: Id, project_id: Id, environment_id: Id) -> dict[str, Any]:
     ctx = context(request)
     project_or_404(ctx, account_id, project_id)
     environment = ctx.config.environments.get(environment_id)
@@ -258,61 +296,151 @@ def get_environment(
 
 
 @router.get("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/environment/")
-def get_environment_variables(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+def get_environment_variables(request: Request, account_id: Id, project_id: Id) -> dict[str, Any]:
     ctx = context(request)
     project_or_404(ctx, account_id, project_id)
     return serializers.envelope(env_vars.describe(ctx.config, ctx.store, project_id))
 
 
-async def _json_body(request: Request) -> Any:
-    body = await request.body()
+def body_too_large() -> ApiError:
+    return ApiError(
+        413,
+        f"The request body is larger than {MAX_BODY_BYTES} bytes",
+        "Fix: send a small JSON object as the dbt Cloud API reference shows",
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused (413) as soon as it passes ``MAX_BODY_BYTES``, whatever Content-Length says."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise body_too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _field(where: str, key: Any) -> str:
+    name = (
+        key if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", key) else shown(key, 40)
+    )
+    return f"{where}.{name}" if where else name
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise ApiError(400, f"{where} contains a NUL byte (\\u0000)", f"Fix: remove the NUL from {where}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, f"{where} contains an unpaired surrogate", f"Fix: send {where} as valid UTF-8 text"
+        ) from None
+
+
+def check_json(value: Any) -> None:
+    """
+    Refuse what dbt, SQLite or the response encoder cannot carry, naming the field: nesting deeper
+    than ``MAX_JSON_DEPTH``, NUL or unpaired surrogates in strings and keys, integers beyond 64 bits
+    and non-finite numbers. Iterative, so hostile nesting cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        name = where or "the body"
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(
+                400,
+                f"The request body nests deeper than {MAX_JSON_DEPTH} levels (at {name})",
+                "Fix: send a flat JSON object as the dbt Cloud API reference shows",
+            )
+        if isinstance(node, dict):
+            for key, item in node.items():
+                _check_text(key, f"a key of {name}")
+                stack.append((item, _field(where, key), depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(node))
+        elif isinstance(node, str):
+            _check_text(node, name)
+        elif isinstance(node, bool):
+            continue
+        elif isinstance(node, int) and abs(node) > MAX_INT64:
+            raise ApiError(
+                400, f"{name} is beyond 64-bit integers", f"Fix: send {name} within +/-{MAX_INT64}"
+            )
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ApiError(400, f"{name} is not a finite number", f"Fix: send {name} as an ordinary number")
+
+
+async def json_body(request: Request) -> Any:
+    """The body as checked JSON (``{}`` when empty); every problem is a 4xx naming the field."""
+    body = await read_body(request)
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
+        value = json.loads(body.decode("utf-8"))  # NaN/Infinity parse, then check_json names the field
+    except RecursionError:
+        raise ApiError(
+            400,
+            f"The request body nests deeper than {MAX_JSON_DEPTH} levels",
+            "Fix: send a flat JSON object as the dbt Cloud API reference shows",
+        ) from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "The request body is not UTF-8 text", "Fix: send JSON encoded as UTF-8") from None
     except ValueError as exc:
-        raise ApiError(400, "The request body is not valid JSON", str(exc)) from None
+        raise ApiError(
+            400, f"The request body is not valid JSON: {str(exc)[:200]}", "Fix: send a JSON object"
+        ) from None
+    check_json(value)
+    return value
 
 
 @router.post("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/bulk/")
-async def create_environment_variables(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+async def create_environment_variables(request: Request, account_id: Id, project_id: Id) -> dict[str, Any]:
     """Body ``{"env_var": [{"new_name": "DBT_X", "project": "default", "<Environment>": "value"}]}``."""
     ctx = context(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     items = body.get("env_var") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise ApiError(400, 'Send {"env_var": [{"new_name": "DBT_NAME", "project": "value", ...}]}')
 
     def apply() -> list[dict[str, Any]]:
         project_or_404(ctx, account_id, project_id)
+        changes = [_planned_entry(ctx, project_id, index, item) for index, item in enumerate(items)]
         results = []
-        for item in items:
-            if not isinstance(item, dict):
-                raise ApiError(400, "Each env_var entry must be an object")
-            values = {key: value for key, value in item.items() if key != "new_name"}
-            written, _ = env_vars.set_values(ctx.config, ctx.store, project_id, item.get("new_name"), values)
+        for change in changes:  # every entry is valid: write them all
+            written, _ = env_vars.apply_change(ctx.store, project_id, change)
             results.append(
                 {
                     "status": "success",
                     "status_code": 201,
-                    "key_name": item["new_name"],
+                    "key_name": change.name,
                     "data": {"message": "Environment variable saved", "new_var_ids": written},
                 }
             )
         return results
 
-    try:
-        results = await run_in_threadpool(apply)
-    except env_vars.EnvVarError as exc:
-        raise ApiError(400, str(exc)) from None
+    results = await run_in_threadpool(apply)
     return {"status": serializers.response_status(), "data": results}
 
 
+def _planned_entry(ctx: ServerContext, project_id: int, index: int, item: Any) -> env_vars.Change:
+    """Validate one ``env_var`` entry of a bulk create, naming it in the error."""
+    if not isinstance(item, dict):
+        raise ApiError(400, f"env_var[{index}] must be an object", 'Fix: send {"new_name": "DBT_NAME", ...}')
+    values = {key: value for key, value in item.items() if key != "new_name"}
+    try:
+        return env_vars.plan_change(ctx.config, project_id, item.get("new_name"), values)
+    except env_vars.EnvVarError as exc:
+        raise ApiError(400, f"env_var[{index}]: {exc}") from None
+
+
 @router.put("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/bulk/")
-async def update_environment_variables(request: Request, account_id: int, project_id: int) -> dict[str, Any]:
+async def update_environment_variables(request: Request, account_id: Id, project_id: Id) -> dict[str, Any]:
     """Body ``{"env_vars": {"name": "DBT_X", "<Environment>|project": "value" or null to delete}}``."""
     ctx = context(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     spec = body.get("env_vars") if isinstance(body, dict) else None
     if not isinstance(spec, dict) or "name" not in spec:
         raise ApiError(400, 'Send {"env_vars": {"name": "DBT_NAME", "<environment or project>": "value"}}')
@@ -322,34 +450,38 @@ async def update_environment_variables(request: Request, account_id: int, projec
 
     def apply() -> tuple[list[int], list[int]]:
         project_or_404(ctx, account_id, project_id)
-        return env_vars.set_values(ctx.config, ctx.store, project_id, spec["name"], values)
+        try:
+            change = env_vars.plan_change(ctx.config, project_id, spec["name"], values)
+        except env_vars.EnvVarError as exc:
+            raise ApiError(400, f"env_vars: {exc}") from None
+        return env_vars.apply_change(ctx.store, project_id, change)
 
-    try:
-        written, deleted = await run_in_threadpool(apply)
-    except env_vars.EnvVarError as exc:
-        raise ApiError(400, str(exc)) from None
+    written, deleted = await run_in_threadpool(apply)
     data = {"message": "Environment variable updated", "new_var_ids": written, "deleted_var_ids": deleted}
     return {"status": serializers.response_status(), "data": data}
 
 
 @router.delete("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/bulk/")
-async def delete_environment_variables(request: Request, account_id: int, project_id: int) -> Response:
+async def delete_environment_variables(request: Request, account_id: Id, project_id: Id) -> Response:
     """Body ``{"env_var_names": ["DBT_X", ...]}``: delete every scope of those variables."""
     ctx = context(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     names = body.get("env_var_names") if isinstance(body, dict) else None
     if not isinstance(names, list) or not names:
         raise ApiError(400, 'Send {"env_var_names": ["DBT_NAME", ...]}')
 
     def apply() -> None:
         project_or_404(ctx, account_id, project_id)
-        for name in names:
-            ctx.store.unset_env_var(project_id, env_vars.validate_name(name))
+        valid = []
+        for index, name in enumerate(names):  # all names first: a bad one deletes nothing
+            try:
+                valid.append(env_vars.validate_name(name, allow_reserved=True))
+            except env_vars.EnvVarError as exc:
+                raise ApiError(400, f"env_var_names[{index}]: {exc}") from None
+        for name in valid:
+            ctx.store.unset_env_var(project_id, name)
 
-    try:
-        await run_in_threadpool(apply)
-    except env_vars.EnvVarError as exc:
-        raise ApiError(400, str(exc)) from None
+    await run_in_threadpool(apply)
     return Response(status_code=204)
 
 
@@ -357,7 +489,7 @@ async def delete_environment_variables(request: Request, account_id: int, projec
 
 
 @router.get("/api/v2/accounts/{account_id}/jobs/")
-def list_jobs(request: Request, account_id: int) -> dict[str, Any]:
+def list_jobs(request: Request, account_id: Id) -> dict[str, Any]:
     ctx = context(request)
     account_or_404(ctx, account_id)
     limit, offset = paging(request, ctx)
@@ -366,7 +498,7 @@ def list_jobs(request: Request, account_id: int) -> dict[str, Any]:
     needle = _name_filter(request)
     order_by = request.query_params.get("order_by") or "id"
     if order_by.lstrip("-") not in JOB_ORDER_FIELDS:
-        raise ApiError(400, f"Cannot order jobs by {order_by!r}; use one of {sorted(JOB_ORDER_FIELDS)}")
+        raise ApiError(400, f"Cannot order jobs by {shown(order_by)}; use one of {sorted(JOB_ORDER_FIELDS)}")
     jobs = [
         job
         for job in ctx.config.jobs.values()
@@ -393,7 +525,7 @@ def list_jobs(request: Request, account_id: int) -> dict[str, Any]:
 
 @router.get("/api/v2/accounts/{account_id}/jobs/{job_id}")
 @router.get("/api/v2/accounts/{account_id}/jobs/{job_id}/")
-def get_job(request: Request, account_id: int, job_id: int) -> dict[str, Any]:
+def get_job(request: Request, account_id: Id, job_id: Id) -> dict[str, Any]:
     """Served with and without the trailing slash: the provider's ``get_job`` omits it."""
     ctx = context(request)
     job = job_or_404(ctx, account_id, job_id)
@@ -405,19 +537,44 @@ def _optional(body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> 
     if value is None:
         return None
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        raise ApiError(400, f"{key} has the wrong type: {value!r}")
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ApiError(400, f"{key} must be a {names}, got {shown(value)}", f"Fix: send {key} as a {names}")
     return value
 
 
+#: Pull request ids of the spec's ``TriggerRunRequest``: accepted, type-checked and ignored.
+PULL_REQUEST_FIELDS = (
+    "azure_pull_request_id",
+    "github_pull_request_id",
+    "gitlab_merge_request_id",
+    "non_native_pull_request_id",
+)
+
+
+def _check_git_branch(branch: str | None) -> None:
+    if branch is not None and (len(branch) > MAX_BRANCH_LENGTH or _BAD_BRANCH.search(branch)):
+        raise ApiError(
+            400,
+            f"git_branch is not a valid branch name: {shown(branch)}",
+            f"Fix: use a git branch name of at most {MAX_BRANCH_LENGTH} characters, e.g. main or feature/x",
+        )
+
+
 def validate_run_request(body: Any) -> dict[str, Any]:
-    """Check a ``/run/`` body; unknown keys (e.g. pull request ids) are accepted and ignored."""
+    """Check a ``/run/`` body; unknown keys are accepted and ignored (``check_json`` vetted them)."""
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object")
     cause = body.get("cause")
     if not isinstance(cause, str) or not cause.strip():
         raise ApiError(400, "cause is required: describe why the job is triggered")
     if len(cause) > MAX_CAUSE_LENGTH:
-        raise ApiError(400, f"cause may be at most {MAX_CAUSE_LENGTH} characters long")
+        raise ApiError(
+            400,
+            f"cause may be at most {MAX_CAUSE_LENGTH} characters long, got {len(cause)}",
+            "Fix: shorten the cause",
+        )
+    for key in PULL_REQUEST_FIELDS:
+        _optional(body, key, int)
     request = {
         "cause": cause,
         "git_sha": _optional(body, "git_sha", str),
@@ -430,16 +587,20 @@ def validate_run_request(body: Any) -> dict[str, Any]:
         "timeout_seconds_override": _optional(body, "timeout_seconds_override", int),
     }
     for key in ("schema_override", "target_name_override"):
-        if request[key] is not None and not _IDENTIFIER.match(request[key]):
+        if request[key] is not None and not _IDENTIFIER.fullmatch(request[key]):
             raise ApiError(
-                400, f"{key} must be a plain identifier (letters, digits, _), got {request[key]!r}"
+                400, f"{key} must be a plain identifier (letters, digits, _), got {shown(request[key])}"
             )
     if request["git_sha"] is not None and not re.fullmatch(r"[0-9a-fA-F]{4,64}", request["git_sha"]):
         raise ApiError(400, "git_sha must be a hexadecimal commit id")
-    if request["git_branch"] is not None and (
-        len(request["git_branch"]) > 255 or "\n" in request["git_branch"]
-    ):
-        raise ApiError(400, "git_branch is not a valid branch name")
+    _check_git_branch(request["git_branch"])
+    version = request["dbt_version_override"]
+    if version is not None and not _DBT_VERSION.fullmatch(version):
+        raise ApiError(
+            400,
+            f"dbt_version_override must be a version such as 1.11 or latest, got {shown(version)}",
+            "Fix: send letters, digits, '.', '-', '+' or '_', at most 64 characters",
+        )
     if request["threads_override"] is not None and not 1 <= request["threads_override"] <= 64:
         raise ApiError(400, "threads_override must be between 1 and 64")
     if request["timeout_seconds_override"] is not None and request["timeout_seconds_override"] < 0:
@@ -448,14 +609,14 @@ def validate_run_request(body: Any) -> dict[str, Any]:
 
 
 @router.post("/api/v2/accounts/{account_id}/jobs/{job_id}/run/")
-async def trigger_run(request: Request, account_id: int, job_id: int) -> dict[str, Any]:
+async def trigger_run(request: Request, account_id: Id, job_id: Id) -> dict[str, Any]:
     ctx = context(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     run_request = validate_run_request(body)
     try:
         steps = parse_steps_override(body.get("steps_override"))
     except CommandError as exc:
-        raise ApiError(400, f"Invalid steps_override: {exc}") from None
+        raise ApiError(400, f"Invalid steps_override: {str(exc)[:300]}") from None
 
     def create() -> dict[str, Any]:
         job = job_or_404(ctx, account_id, job_id)
@@ -466,7 +627,7 @@ async def trigger_run(request: Request, account_id: int, job_id: int) -> dict[st
 
 
 @router.post("/api/v2/accounts/{account_id}/jobs/{job_id}/rerun/")
-def rerun_job(request: Request, account_id: int, job_id: int) -> dict[str, Any]:
+def rerun_job(request: Request, account_id: Id, job_id: Id) -> dict[str, Any]:
     ctx = context(request)
     job = job_or_404(ctx, account_id, job_id)
     run = ctx.runner.rerun(job)
@@ -477,7 +638,7 @@ def rerun_job(request: Request, account_id: int, job_id: int) -> dict[str, Any]:
 
 
 @router.get("/api/v2/accounts/{account_id}/runs/")
-def list_runs(request: Request, account_id: int) -> dict[str, Any]:
+def list_runs(request: Request, account_id: Id) -> dict[str, Any]:
     ctx = context(request)
     account_or_404(ctx, account_id)
     limit, offset = paging(request, ctx)
@@ -534,14 +695,14 @@ def list_runs(request: Request, account_id: int) -> dict[str, Any]:
 
 
 @router.get("/api/v2/accounts/{account_id}/runs/{run_id}/")
-def get_run(request: Request, account_id: int, run_id: int) -> dict[str, Any]:
+def get_run(request: Request, account_id: Id, run_id: Id) -> dict[str, Any]:
     ctx = context(request)
     run = run_or_404(ctx, account_id, run_id)
     return serializers.envelope(serialize_run(request, ctx, run, include_related(request)))
 
 
 @router.post("/api/v2/accounts/{account_id}/runs/{run_id}/cancel/")
-def cancel_run(request: Request, account_id: int, run_id: int) -> dict[str, Any]:
+def cancel_run(request: Request, account_id: Id, run_id: Id) -> dict[str, Any]:
     """Cancel a run. Completed runs are returned unchanged (cancelling is idempotent)."""
     ctx = context(request)
     run_or_404(ctx, account_id, run_id)
@@ -550,7 +711,7 @@ def cancel_run(request: Request, account_id: int, run_id: int) -> dict[str, Any]
 
 
 @router.get("/api/v2/accounts/{account_id}/steps/{step_id}/")
-def get_step(request: Request, account_id: int, step_id: int) -> dict[str, Any]:
+def get_step(request: Request, account_id: Id, step_id: Id) -> dict[str, Any]:
     ctx = context(request)
     account_or_404(ctx, account_id)
     step = ctx.store.get_step(step_id)
@@ -576,7 +737,7 @@ def _artifact_step(request: Request, ctx: ServerContext, run: dict[str, Any]) ->
 
 
 @router.get("/api/v2/accounts/{account_id}/runs/{run_id}/artifacts/")
-def list_artifacts(request: Request, account_id: int, run_id: int) -> dict[str, Any]:
+def list_artifacts(request: Request, account_id: Id, run_id: Id) -> dict[str, Any]:
     """Artifact paths of one step (default: the last step), relative to its target directory."""
     ctx = context(request)
     run = run_or_404(ctx, account_id, run_id)
@@ -585,7 +746,7 @@ def list_artifacts(request: Request, account_id: int, run_id: int) -> dict[str, 
 
 
 @router.get("/api/v2/accounts/{account_id}/runs/{run_id}/artifacts/{path:path}")
-def get_artifact(request: Request, account_id: int, run_id: int, path: str) -> Response:
+def get_artifact(request: Request, account_id: Id, run_id: Id, path: str) -> Response:
     """The raw artifact file; ``.json`` files come back as ``application/json``."""
     ctx = context(request)
     run = run_or_404(ctx, account_id, run_id)

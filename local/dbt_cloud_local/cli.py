@@ -3,11 +3,11 @@ Command line: ``serve``, ``env`` (client trust settings) and ``env-var`` (offlin
 
 Examples::
 
-    python -m dbt_cloud_local serve --host 127.0.0.1 --port 8443 --data-dir .dbt-cloud-local
-    eval "$(python -m dbt_cloud_local env --data-dir .dbt-cloud-local)"
+    python -m dbt_cloud_local serve --host 127.0.0.1 --port 8443 --data-dir .state/dbt-cloud-local
+    eval "$(python -m dbt_cloud_local env --data-dir .state/dbt-cloud-local)"
     python -m dbt_cloud_local env-var set DBT_FAIL_MODEL stg_orders --environment Production \
-        --data-dir .dbt-cloud-local
-    python -m dbt_cloud_local env-var unset DBT_FAIL_MODEL --data-dir .dbt-cloud-local
+        --data-dir .state/dbt-cloud-local
+    python -m dbt_cloud_local env-var unset DBT_FAIL_MODEL --data-dir .state/dbt-cloud-local
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from dbt_cloud_local import env_vars
-from dbt_cloud_local.config import ConfigError, load_config
+from dbt_cloud_local.config import ConfigError, load_config, require_writable_dir, validate_for_serving
 from dbt_cloud_local.faults import parse_fault_settings
 from dbt_cloud_local.store import Store
 from dbt_cloud_local.tls import client_env_lines, ensure_certificates, tls_paths
 
-DEFAULT_DATA_DIR = ".dbt-cloud-local"
+DEFAULT_DATA_DIR = ".state/dbt-cloud-local"  # the project's one home of local state
 ENV_PUBLIC_URL = "DBT_CLOUD_LOCAL_PUBLIC_URL"
 
 
@@ -107,6 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
     from dbt_cloud_local.server import serve  # uvicorn is only needed here
 
     config = load_config(args.config)
+    validate_for_serving(config, args.data_dir)
     faults = config.faults
     overrides = faults.as_dict()
     if args.fault_latency_ms is not None:
@@ -154,7 +156,7 @@ def _health(args: argparse.Namespace) -> int:
 
 def _env(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    data_dir = args.data_dir.resolve()
+    data_dir = require_writable_dir(args.data_dir)
     tls = ensure_certificates(data_dir, config.server.extra_hostnames)
     print("\n".join(client_env_lines(tls.client_bundle)))
     return 0
@@ -165,14 +167,14 @@ def _env_var(args: argparse.Namespace) -> int:
     project_id = args.project or min(config.projects)
     if project_id not in config.projects:
         raise env_vars.EnvVarError(f"unknown project {project_id}; known: {sorted(config.projects)}")
-    store = Store(args.data_dir.resolve() / "state.sqlite3")
+    store = Store(require_writable_dir(args.data_dir) / "state.sqlite3")
     try:
         if args.action == "set":
             scope = args.environment or env_vars.PROJECT_KEY
             env_vars.set_values(config, store, project_id, args.name, {scope: args.value})
             print(f"Set {args.name} for {scope} in project {project_id}.")
         elif args.action == "unset":
-            name = env_vars.validate_name(args.name)
+            name = env_vars.validate_name(args.name, allow_reserved=True)  # stale reserved ones too
             scope_id = (
                 None if args.environment is None else env_vars.scope_id(config, project_id, args.environment)
             )
@@ -193,4 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except (ConfigError, env_vars.EnvVarError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:
+        # e.g. a state file another process locks, or a disk that fills up: one line, no traceback.
+        print(
+            f"error: {exc}. Fix: check --data-dir {args.data_dir} (permissions, free space).", file=sys.stderr
+        )
         return 2

@@ -6,6 +6,11 @@ plus server settings, API tokens and fault injection. Validation happens once, a
 every problem is reported with the key that holds it and how to fix it, because a server that starts
 with a half-valid config fails later in a far less readable way (inside a dbt run).
 
+Unknown keys are errors too (with a did-you-mean suggestion): a misspelt key would otherwise be
+ignored silently and its default used. What only serving needs (the dbt executable, the project
+folders, a writable data dir) is checked by :func:`validate_for_serving`, not here, because the
+``env`` and ``env-var`` commands and the tests load the config where dbt may be absent.
+
 Relative paths: ``dbt_project_dir`` is relative to the config file; ``dbt_executable`` and path-like
 environment values are relative to ``root`` (default: the project root, two levels above this
 package, which is ``/usr/local/airflow`` in the ``dbt-cloud-local`` container).
@@ -13,14 +18,18 @@ package, which is ``/usr/local/airflow`` in the ``dbt-cloud-local`` container).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dbt_cloud_local.env_vars import reserved_reason
 from dbt_cloud_local.faults import FaultSettings, parse_fault_settings
 
 #: The default config shipped with the package.
@@ -33,6 +42,51 @@ ENV_API_TOKEN = "DBT_CLOUD_LOCAL_API_TOKEN"  # noqa: S105 - a variable name, not
 ENV_DBT_EXECUTABLE = "DBT_CLOUD_LOCAL_DBT_EXECUTABLE"
 
 _ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+#: The keys each part of the file may hold. ``faults`` and ``faults.rules`` mirror what
+#: ``faults.parse_fault_settings`` reads.
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "config": frozenset(
+        {"root", "server", "api_tokens", "accounts", "projects", "environments", "jobs", "faults"}
+    ),
+    "server": frozenset(
+        {"extra_hostnames", "run_slots", "page_size", "cancel_grace_seconds", "log_tail_lines"}
+    ),
+    "api_tokens": frozenset({"token", "accounts"}),
+    "accounts": frozenset({"id", "name"}),
+    "projects": frozenset({"id", "account", "name", "dbt_project_dir"}),
+    "environments": frozenset(
+        {
+            "id",
+            "project",
+            "name",
+            "deployment_type",
+            "dbt_executable",
+            "dbt_version",
+            "env",
+            "warehouse_env_var",
+            "custom_branch",
+        }
+    ),
+    "env": frozenset({"value", "env_override", "is_path"}),
+    "jobs": frozenset(
+        {
+            "id",
+            "name",
+            "environment",
+            "description",
+            "execute_steps",
+            "generate_docs",
+            "run_generate_sources",
+            "threads",
+            "target_name",
+            "timeout_seconds",
+            "created_at",
+        }
+    ),
+    "faults": frozenset({"latency_ms", "error_rate", "error_statuses", "seed", "rules", "step_delay_ms"}),
+    "faults.rules": frozenset({"path", "status", "method", "rate", "times"}),
+}
 
 
 class ConfigError(ValueError):
@@ -106,10 +160,32 @@ class Config:
     environments: dict[int, Environment]
     jobs: dict[int, Job]
     faults: FaultSettings
+    #: The accounts each token of ``api_tokens`` is limited to; None (a plain-string token): any account.
+    token_accounts: dict[str, frozenset[int] | None] = field(default_factory=dict, repr=False)
+
+    def accounts_for(self, token: str) -> frozenset[int] | None:
+        """The accounts ``token`` is limited to, or None when it may use any account."""
+        return self.token_accounts.get(token, frozenset())
 
 
 def _fail(key: str, problem: str, fix: str) -> ConfigError:
     return ConfigError(f"config key `{key}`: {problem}. Fix: {fix}.")
+
+
+def _reject_unknown_keys(mapping: dict[Any, Any], where: str, kind: str) -> None:
+    """Refuse keys ``KNOWN_KEYS[kind]`` does not list, suggesting the closest known key."""
+    known = KNOWN_KEYS[kind]
+    for key in mapping:
+        if key in known:
+            continue
+        name = str(key)
+        path = name if where == "config" else f"{where}.{name}"
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        if close:
+            raise _fail(
+                path, f"is not a known key (did you mean `{close[0]}`?)", f"rename it to `{close[0]}`"
+            )
+        raise _fail(path, "is not a known key", f"remove it; known keys here: {', '.join(sorted(known))}")
 
 
 def _require(mapping: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
@@ -145,6 +221,7 @@ def _section(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise _fail(f"{key}[{index}]", "must be a mapping", "write `- id: 1` followed by its keys")
+        _reject_unknown_keys(item, f"{key}[{index}]", key)
     return items
 
 
@@ -160,6 +237,7 @@ def _resolve_env_value(name: str, spec: Any, where: str, root: Path) -> str:
         return str(spec)
     if not isinstance(spec, dict):
         raise _fail(where, "must be a string or a mapping with `value`", "write `NAME: value`")
+    _reject_unknown_keys(spec, where, "env")
     value = _require(spec, "value", where, (str, int, float))
     override = _optional(spec, "env_override", where, str, None)
     if override and os.environ.get(override):
@@ -228,8 +306,11 @@ def _parse_environments(
         env_raw = _optional(item, "env", where, dict, {})
         env = {}
         for name, spec in env_raw.items():
-            if not isinstance(name, str) or not _ENV_VAR_NAME.match(name):
+            if not isinstance(name, str) or not _ENV_VAR_NAME.fullmatch(name):
                 raise _fail(f"{where}.env", f"{name!r} is not a valid variable name", "use UPPER_SNAKE_CASE")
+            reason = reserved_reason(name)
+            if reason:
+                raise _fail(f"{where}.env.{name}", f"is reserved ({reason})", "remove it or rename it")
             env[name] = _resolve_env_value(name, spec, f"{where}.env.{name}", root)
         environments[environment_id] = Environment(
             id=environment_id,
@@ -265,8 +346,12 @@ def _parse_jobs(raw: dict[str, Any], environments: dict[int, Environment]) -> di
         if not steps:
             raise _fail(f"{where}.execute_steps", "is empty", 'list dbt commands, e.g. ["dbt build"]')
         for step_index, step in enumerate(steps):
-            if not isinstance(step, str):
-                raise _fail(f"{where}.execute_steps[{step_index}]", "must be a string", 'write "dbt build"')
+            if not isinstance(step, str) or "\x00" in step:
+                raise _fail(
+                    f"{where}.execute_steps[{step_index}]",
+                    "must be a string without NUL",
+                    'write "dbt build"',
+                )
             try:
                 parse_step(step)
             except CommandError as exc:
@@ -297,6 +382,7 @@ def _parse_jobs(raw: dict[str, Any], environments: dict[int, Environment]) -> di
 
 def _parse_server(raw: dict[str, Any]) -> ServerSettings:
     section = _optional(raw, "server", "config", dict, {})
+    _reject_unknown_keys(section, "server", "server")
     hostnames = _optional(section, "extra_hostnames", "server", list, [])
     if not all(isinstance(name, str) and name for name in hostnames):
         raise _fail("server.extra_hostnames", "must be a list of host names", "e.g. [dbt-cloud-local]")
@@ -314,31 +400,97 @@ def _parse_server(raw: dict[str, Any]) -> ServerSettings:
     return settings
 
 
-def _parse_tokens(raw: dict[str, Any]) -> tuple[str, ...]:
-    from_env = os.environ.get(ENV_API_TOKEN, "").strip()
+def _parse_token_entry(
+    entry: Any, where: str, accounts: dict[int, Account]
+) -> tuple[str, frozenset[int] | None]:
+    """A plain string may use any account (None); ``{token, accounts: [ids]}`` only the accounts listed."""
+    if isinstance(entry, dict):
+        _reject_unknown_keys(entry, where, "api_tokens")
+        token = _require(entry, "token", where, str)
+        allowed = _require(entry, "accounts", where, list)
+        known = [item for item in allowed if isinstance(item, int) and not isinstance(item, bool)]
+        if not allowed or len(known) != len(allowed) or not set(known) <= set(accounts):
+            raise _fail(
+                f"{where}.accounts",
+                f"must list account ids from `accounts`, got {allowed!r}",
+                f"use ids among {sorted(accounts)}, or write the token as a plain string for every account",
+            )
+        scope: frozenset[int] | None = frozenset(allowed)
+    else:
+        token, scope = entry, None
+    if not isinstance(token, str) or len(token.strip()) < 8 or token != token.strip():
+        raise _fail(
+            where, "must be a token of 8+ characters without surrounding spaces", "use a longer token"
+        )
+    return token, scope
+
+
+def env_tokens(environ: Mapping[str, str]) -> list[str]:
+    """The tokens ``DBT_CLOUD_LOCAL_API_TOKEN`` sets (comma-separated), in order; empty when unset."""
+    return [token.strip() for token in environ.get(ENV_API_TOKEN, "").split(",") if token.strip()]
+
+
+def _parse_tokens(raw: dict[str, Any], accounts: dict[int, Account]) -> dict[str, frozenset[int] | None]:
+    """Each accepted token and the accounts it is limited to (None: any account)."""
+    from_env = env_tokens(os.environ)
     if from_env:
-        # A real token from the environment replaces the committed placeholder.
-        return tuple(token.strip() for token in from_env.split(",") if token.strip())
-    tokens = _optional(raw, "api_tokens", "config", list, [])
-    if not tokens or not all(isinstance(token, str) and len(token) >= 8 for token in tokens):
+        # A real token from the environment replaces the committed placeholder, for any account.
+        return dict.fromkeys(from_env)
+    entries = _optional(raw, "api_tokens", "config", list, [])
+    if not entries:
         raise ConfigError(
             "config key `api_tokens`: no API token configured. Fix: list at least one token of 8+ "
             f"characters under `api_tokens:` or set the {ENV_API_TOKEN} environment variable."
         )
-    return tuple(tokens)
+    tokens: dict[str, frozenset[int] | None] = {}
+    for index, entry in enumerate(entries):
+        token, scope = _parse_token_entry(entry, f"api_tokens[{index}]", accounts)
+        if token in tokens:
+            raise _fail(f"api_tokens[{index}]", "repeats an earlier token", "list every token once")
+        tokens[token] = scope
+    return tokens
+
+
+def _read_yaml(config_path: Path) -> dict[str, Any]:
+    """The file's top-level mapping; every way of failing becomes one line naming the file."""
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {config_path} does not exist. Fix: pass --config PATH.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"config file {config_path} cannot be read ({exc}). Fix: pass --config with a readable YAML file."
+        ) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"config file {config_path} is not valid YAML{where}: {problem}. Fix: correct the YAML there."
+        ) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {config_path} must hold a mapping at the top level.")
+    _reject_unknown_keys(raw, "config", "config")
+    return raw
+
+
+def _parse_faults(raw: dict[str, Any]) -> FaultSettings:
+    section = raw.get("faults") or {}
+    if isinstance(section, dict):
+        _reject_unknown_keys(section, "faults", "faults")
+        for index, rule in enumerate(section.get("rules") or []):
+            if isinstance(rule, dict):
+                _reject_unknown_keys(rule, f"faults.rules[{index}]", "faults.rules")
+    try:
+        return parse_fault_settings(section)
+    except ValueError as exc:
+        raise ConfigError(f"config key `faults`: {exc}") from exc
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load, resolve and validate the configuration at ``path`` (default: the packaged config)."""
     config_path = Path(path or DEFAULT_CONFIG_PATH).expanduser().resolve()
-    try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {config_path} does not exist. Fix: pass --config PATH.") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {config_path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {config_path} must hold a mapping at the top level.")
+    raw = _read_yaml(config_path)
 
     base = config_path.parent
     root_raw = _optional(raw, "root", "config", str, None)
@@ -348,18 +500,74 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     projects = _parse_projects(raw, base, accounts)
     environments = _parse_environments(raw, root, projects)
     jobs = _parse_jobs(raw, environments)
-    try:
-        faults = parse_fault_settings(raw.get("faults") or {})
-    except ValueError as exc:
-        raise ConfigError(f"config key `faults`: {exc}") from exc
+    faults = _parse_faults(raw)
+    tokens = _parse_tokens(raw, accounts)
     return Config(
         path=config_path,
         root=root,
         server=_parse_server(raw),
-        api_tokens=_parse_tokens(raw),
+        api_tokens=tuple(tokens),
         accounts=accounts,
         projects=projects,
         environments=environments,
         jobs=jobs,
         faults=faults,
+        token_accounts=tokens,
     )
+
+
+# Serving ----------------------------------------------------------------------------------------
+
+
+def require_writable_dir(path: Path, option: str = "--data-dir") -> Path:
+    """Create ``path`` if needed and prove a file can be written there; return it resolved."""
+    resolved = path.expanduser().resolve()
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=resolved):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} {resolved}: cannot write there ({exc.strerror or exc}). "
+            f"Fix: pass a {option} that you can write to, e.g. {option} .state/dbt-cloud-local."
+        ) from exc
+    return resolved
+
+
+def _check_project_dir(project: Project, key: str) -> None:
+    folder = project.dbt_project_dir
+    if not folder.is_dir():
+        problem = f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist"
+    elif not (folder / "dbt_project.yml").is_file():
+        problem = f"{folder} holds no dbt_project.yml"
+    else:
+        return
+    raise _fail(
+        key, problem, "point it at the dbt project's folder (relative paths start at the config file)"
+    )
+
+
+def _check_executable(environment: Environment, key: str) -> None:
+    executable = environment.dbt_executable
+    if executable.is_file() and os.access(executable, os.X_OK):
+        return
+    problem = f"{executable} is not executable" if executable.exists() else f"{executable} does not exist"
+    if os.environ.get(ENV_DBT_EXECUTABLE):
+        raise ConfigError(
+            f"environment variable {ENV_DBT_EXECUTABLE}: {problem}. "
+            "Fix: point it at an installed dbt executable, or unset it to use the config's dbt_executable."
+        )
+    raise _fail(key, problem, "run `make venv` (it installs .venv-dbt/bin/dbt) or set it to a dbt executable")
+
+
+def validate_for_serving(config: Config, data_dir: Path) -> Path:
+    """
+    Check what a serving server needs and :func:`load_config` leaves alone: each project folder holds
+    a dbt_project.yml, each dbt executable can run, the data dir is writable. Otherwise the server
+    would start and every run would fail later, far from the cause. Returns the resolved data dir.
+    """
+    for index, project in enumerate(config.projects.values()):
+        _check_project_dir(project, f"projects[{index}].dbt_project_dir")
+    for index, environment in enumerate(config.environments.values()):
+        _check_executable(environment, f"environments[{index}].dbt_executable")
+    return require_writable_dir(data_dir)

@@ -2,32 +2,170 @@
 Project environment variables, the dbt Cloud way: a project default plus per-environment values.
 
 dbt Cloud only accepts names prefixed with ``DBT_`` (so a variable can never replace ``PATH`` or
-``HOME`` for a run); we enforce the same rule. A run sees the value set for its environment, else the
-project default. Used by the v3 API routes and by ``python -m dbt_cloud_local env-var``.
+``HOME`` for a run); we enforce the same rule. Within that prefix, the names dbt itself reads (its
+global configs, paths and logging) and the names dbt Cloud sets for a run are reserved: a project
+variable is data for the project's ``env_var()`` calls, never a way to steer where dbt reads or writes
+files or how it behaves. A run sees the value set for its environment, else the project default.
+Used by the v3 API routes and by ``python -m dbt_cloud_local env-var``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from dbt_cloud_local.config import Config
 from dbt_cloud_local.store import PROJECT_SCOPE, Store
 
+if TYPE_CHECKING:
+    from dbt_cloud_local.config import Config
+
 NAME_PATTERN = re.compile(r"^DBT_[A-Z0-9_]+$")
+MAX_NAME_LENGTH = 128
 MAX_VALUE_LENGTH = 4096
 PROJECT_KEY = "project"
+
+#: Names that steer dbt itself, so a project variable may not set them. Sources: dbt's global
+#: configs (https://docs.getdbt.com/reference/global-configs/about-global-configs), i.e. every
+#: ``envvar=`` in dbt-core 1.11 ``dbt/cli/params.py`` plus ``_ADDITIONAL_ENGINE_ENV_VARS`` in
+#: ``dbt/env_vars.py``, and the variables dbt Cloud sets for a run
+#: (https://docs.getdbt.com/docs/build/environment-variables, "Special environment variables").
+#: The value says why, for the rejection message.
+RESERVED_NAMES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "DBT_PROJECT_DIR",
+            "DBT_PROFILES_DIR",
+            "DBT_TARGET_PATH",
+            "DBT_LOG_PATH",
+            "DBT_PACKAGES_INSTALL_PATH",
+            "DBT_DOWNLOAD_DIR",
+            "DBT_DOWNLOADS_DIR",
+            "DBT_PARTIAL_PARSE_FILE_PATH",
+            "DBT_RECORDED_FILE_PATH",
+        ),
+        "it moves where dbt reads or writes its files, which the server sets for every step",
+    ),
+    **dict.fromkeys(
+        (
+            "DBT_STATE",
+            "DBT_DEFER_STATE",
+            "DBT_FAVOR_STATE",
+            "DBT_FAVOR_STATE_MODE",
+            "DBT_DEFER",
+            "DBT_DEFER_TO_STATE",
+            "DBT_ARTIFACT_STATE_PATH",
+        ),
+        "it points dbt at state artifacts; pass --state/--defer in a step instead",
+    ),
+    **dict.fromkeys(
+        ("DBT_PROFILE", "DBT_TARGET"),
+        "it picks the connection; use the job's target_name or the run's target_name_override",
+    ),
+    **dict.fromkeys(
+        (
+            "DBT_LOG_FORMAT",
+            "DBT_LOG_FORMAT_FILE",
+            "DBT_LOG_LEVEL",
+            "DBT_LOG_LEVEL_FILE",
+            "DBT_LOG_FILE_MAX_BYTES",
+            "DBT_LOG_CACHE_EVENTS",
+            "DBT_QUIET",
+            "DBT_NO_PRINT",
+            "DBT_PRINT",
+            "DBT_PRINTER_WIDTH",
+            "DBT_USE_COLORS",
+            "DBT_USE_COLORS_FILE",
+            "DBT_WRITE_JSON",
+            "DBT_DEBUG",
+            "DBT_SHOW_RESOURCE_REPORT",
+        ),
+        "it changes dbt's logs and artifacts, which the run pages and the API read",
+    ),
+    **dict.fromkeys(
+        ("DBT_SEND_ANONYMOUS_USAGE_STATS", "DBT_VERSION_CHECK", "DBT_UPLOAD_TO_ARTIFACTS_INGEST_API"),
+        "the server turns it off for every run so that runs make no calls home",
+    ),
+    **dict.fromkeys(
+        ("DBT_PACKAGE_HUB_URL", "DBT_HOST"),
+        "it points dbt at another server for packages or uploads",
+    ),
+    **dict.fromkeys(
+        (
+            "DBT_PARTIAL_PARSE",
+            "DBT_PARTIAL_PARSE_FILE_DIFF",
+            "DBT_STATIC_PARSER",
+            "DBT_USE_EXPERIMENTAL_PARSER",
+            "DBT_FAIL_FAST",
+            "DBT_WARN_ERROR",
+            "DBT_WARN_ERROR_OPTIONS",
+            "DBT_FULL_REFRESH",
+            "DBT_EMPTY",
+            "DBT_SAMPLE",
+            "DBT_STORE_FAILURES",
+            "DBT_INDIRECT_SELECTION",
+            "DBT_RESOURCE_TYPES",
+            "DBT_EXCLUDE_RESOURCE_TYPES",
+            "DBT_INCLUDE_SAVED_QUERY",
+            "DBT_EXPORT_SAVED_QUERIES",
+            "DBT_EVENT_TIME_START",
+            "DBT_EVENT_TIME_END",
+            "DBT_CACHE_SELECTED_ONLY",
+            "DBT_POPULATE_CACHE",
+            "DBT_INTROSPECT",
+            "DBT_MACRO_DEBUGGING",
+            "DBT_SINGLE_THREADED",
+            "DBT_CLEAN_PROJECT_FILES_ONLY",
+            "DBT_USE_FAST_TEST_EDGES",
+            "DBT_INVOCATION_ENV",
+            "DBT_TEST_STATE_MODIFIED",
+            "DBT_PP_FILE_DIFF_TEST",
+            "DBT_PP_TEST",
+            "DBT_TEST_BINARY_SERIALIZATION",
+        ),
+        "it changes what a dbt command does; pass the matching flag in the job's step instead",
+    ),
+}
+#: Whole families: dbt 1.10+ reads every flag also as ``DBT_ENGINE_<NAME>`` and reserves that prefix;
+#: ``DBT_RECORDER_*`` makes dbt record or replay to files; dbt Cloud sets ``DBT_CLOUD_*`` for a run.
+RESERVED_PREFIXES: dict[str, str] = {
+    "DBT_ENGINE_": "dbt reserves the DBT_ENGINE_ prefix for its own settings",
+    "DBT_RECORDER_": "it makes dbt record or replay its work to files",
+    "DBT_CLOUD_": "dbt Cloud sets DBT_CLOUD_* variables for every run itself",
+}
 
 
 class EnvVarError(ValueError):
     """An environment variable request is invalid (HTTP 400)."""
 
 
-def validate_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+def reserved_reason(name: str) -> str | None:
+    """Why ``name`` may not be set as a project variable, or None when it may."""
+    if name in RESERVED_NAMES:
+        return RESERVED_NAMES[name]
+    return next((why for prefix, why in RESERVED_PREFIXES.items() if name.startswith(prefix)), None)
+
+
+def without_reserved(values: dict[str, str]) -> dict[str, str]:
+    """``values`` minus reserved names: what a run may see, even from state written before the rule."""
+    return {name: value for name, value in values.items() if reserved_reason(name) is None}
+
+
+def validate_name(name: Any, *, allow_reserved: bool = False) -> str:
+    """
+    Check a variable name. ``allow_reserved`` is for deletions: removing a reserved variable left in
+    the state by an older server must stay possible.
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+        shown = repr(name)[:80]
         raise EnvVarError(
-            f"environment variable name {name!r} is invalid: use upper case letters, digits and _ "
-            "and start it with DBT_ (as dbt Cloud requires)"
+            f"environment variable name {shown} is invalid: use upper case letters, digits and _, "
+            f"at most {MAX_NAME_LENGTH} characters, and start it with DBT_ (as dbt Cloud requires)"
+        )
+    reason = None if allow_reserved else reserved_reason(name)
+    if reason:
+        raise EnvVarError(
+            f"environment variable {name} is reserved: {reason}. Choose another name, e.g. DBT_MY_{name[4:]}"
         )
     return name
 
@@ -38,6 +176,10 @@ def validate_value(name: str, value: Any) -> str:
     value = str(value)
     if len(value) > MAX_VALUE_LENGTH or "\x00" in value:
         raise EnvVarError(f"value of {name} must be at most {MAX_VALUE_LENGTH} characters, without NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EnvVarError(f"value of {name} must be valid UTF-8 text") from None
     return value
 
 
@@ -49,7 +191,7 @@ def scope_id(config: Config, project_id: int, scope: str) -> int:
         if environment.project_id == project_id and environment.name == scope:
             return environment.id
     names = [env.name for env in config.environments.values() if env.project_id == project_id]
-    raise EnvVarError(f"unknown environment {scope!r}; use 'project' or one of {names}")
+    raise EnvVarError(f"unknown environment {str(scope)[:80]!r}; use 'project' or one of {names}")
 
 
 def scope_names(config: Config, project_id: int) -> list[str]:
@@ -70,6 +212,39 @@ def describe(config: Config, store: Store, project_id: int) -> dict[str, Any]:
     return {"environments": scope_names(config, project_id), "variables": variables}
 
 
+@dataclass(frozen=True)
+class Change:
+    """A validated edit of one variable: ``values`` maps scope ids to a value, or None to delete."""
+
+    name: str
+    values: dict[int, str | None]
+
+
+def plan_change(config: Config, project_id: int, name: Any, values: dict[str, Any]) -> Change:
+    """
+    Validate a variable's name and every scope's value before anything is written, so a request
+    with one bad entry changes nothing. ``None`` or empty values delete that scope.
+    """
+    name = validate_name(name)
+    planned: dict[int, str | None] = {}
+    for scope, value in values.items():
+        scope_key = scope_id(config, project_id, scope)
+        planned[scope_key] = None if value is None or value == "" else validate_value(name, value)
+    return Change(name=name, values=planned)
+
+
+def apply_change(store: Store, project_id: int, change: Change) -> tuple[list[int], list[int]]:
+    """Write a validated change; return the ids of the values written and of those deleted."""
+    existing = {(row["name"], row["environment_id"]): row["id"] for row in store.env_vars(project_id)}
+    written, deleted = [], []
+    for scope_key, value in change.values.items():
+        if value is not None:
+            written.append(store.set_env_var(project_id, change.name, scope_key, value))
+        elif store.unset_env_var(project_id, change.name, scope_key):
+            deleted.append(existing[(change.name, scope_key)])
+    return written, deleted
+
+
 def set_values(
     config: Config, store: Store, project_id: int, name: str, values: dict[str, Any]
 ) -> tuple[list[int], list[int]]:
@@ -78,14 +253,26 @@ def set_values(
 
     :return: ids of the values written and ids of the values deleted.
     """
-    name = validate_name(name)
-    written, deleted = [], []
-    existing = {(row["name"], row["environment_id"]): row["id"] for row in store.env_vars(project_id)}
-    for scope, value in values.items():
-        scope_key = scope_id(config, project_id, scope)
-        if value is None or value == "":
-            if store.unset_env_var(project_id, name, scope_key):
-                deleted.append(existing[(name, scope_key)])
-            continue
-        written.append(store.set_env_var(project_id, name, scope_key, validate_value(name, value)))
-    return written, deleted
+    return apply_change(store, project_id, plan_change(config, project_id, name, values))
+
+
+class RunEnvStore(Store):
+    """
+    The server's store: runs read project variables through :meth:`resolved_env_vars`, so reserved
+    names are dropped here, at read time. A value written before a name became reserved (or straight
+    into SQLite) therefore never reaches dbt; it stays listed so that it can be deleted.
+    """
+
+    def resolved_env_vars(self, project_id: int, environment_id: int) -> dict[str, str]:
+        return without_reserved(super().resolved_env_vars(project_id, environment_id))
+
+
+def reserved_in_state(config: Config, store: Store) -> list[tuple[int, str]]:
+    """``(project_id, name)`` of stored variables that runs ignore, to warn about them at start."""
+    found = {
+        (project_id, row["name"])
+        for project_id in config.projects
+        for row in store.env_vars(project_id)
+        if reserved_reason(row["name"])
+    }
+    return sorted(found)

@@ -4,6 +4,9 @@ Start the HTTPS server: configuration, TLS material, state, the run manager and 
 On shutdown (SIGINT/SIGTERM) uvicorn stops accepting requests first; then the run manager terminates
 running dbt processes and marks their runs errored, so no dbt process outlives the server. After a
 hard kill the next start does the same for whatever the dead server left behind.
+
+The store is an ``env_vars.RunEnvStore``: runs never see a reserved environment variable (one that
+steers dbt's own paths or behaviour), even one written into the state before the name was reserved.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ import uvicorn
 from dbt_cloud_local.api import ServerContext
 from dbt_cloud_local.app import create_app
 from dbt_cloud_local.config import ENV_API_TOKEN, Config
+from dbt_cloud_local.env_vars import RunEnvStore, reserved_in_state
 from dbt_cloud_local.faults import FaultInjector, FaultSettings
 from dbt_cloud_local.runner import RunManager
-from dbt_cloud_local.store import Store
 from dbt_cloud_local.tls import client_env_lines, ensure_certificates
 
 log = logging.getLogger("dbt_cloud_local")
@@ -46,6 +49,19 @@ def banner(config: Config, host: str, port: int, client_bundle: Path) -> str:
     return "\n".join(lines)
 
 
+def warn_about_reserved_variables(config: Config, store: RunEnvStore) -> None:
+    """Say which stored variables runs ignore (written before their names were reserved)."""
+    for project_id, name in reserved_in_state(config, store):
+        log.warning(
+            "Project %s holds environment variable %s, which runs ignore because it steers dbt itself; "
+            "remove it with: python -m dbt_cloud_local env-var unset %s --project %s",
+            project_id,
+            name,
+            name,
+            project_id,
+        )
+
+
 def _token_from_env() -> bool:
     import os
 
@@ -66,7 +82,8 @@ def serve(
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     tls = ensure_certificates(data_dir, config.server.extra_hostnames)
-    store = Store(state_path(data_dir))
+    store = RunEnvStore(state_path(data_dir))
+    warn_about_reserved_variables(config, store)
     injector = FaultInjector(faults)
     runner = RunManager(config, store, data_dir, faults=injector)
     runner.start()

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dbt_cloud_local.records import RunRecord, StepRecord
+
 QUEUED, STARTING, RUNNING, SUCCESS, ERROR, CANCELLED = 1, 2, 3, 10, 20, 30
 IN_FLIGHT = (QUEUED, STARTING, RUNNING)
 TERMINAL = (SUCCESS, ERROR, CANCELLED)
@@ -263,6 +265,19 @@ class Store:
         )
         return [_row(row) for row in rows.fetchall()]  # type: ignore[misc]
 
+    def run_record(self, run_id: int) -> RunRecord | None:
+        """``get_run`` as a typed record (for the runner; the API keeps the dict)."""
+        row = self.get_run(run_id)
+        return RunRecord.from_row(row) if row is not None else None
+
+    def latest_run_record_for_job(self, job_id: int) -> RunRecord | None:
+        row = self.latest_run_for_job(job_id)
+        return RunRecord.from_row(row) if row is not None else None
+
+    def run_records_with_status(self, statuses: Iterable[int]) -> list[RunRecord]:
+        """``runs_with_status`` as typed records, oldest first."""
+        return [RunRecord.from_row(row) for row in self.runs_with_status(statuses)]
+
     def count_runs_for_job(self, job_id: int, status: int) -> int:
         row = self._conn().execute(
             "SELECT COUNT(*) FROM runs WHERE job_id = ? AND status = ?", (job_id, status)
@@ -304,6 +319,16 @@ class Store:
             assert step is not None
             result[step["run_id"]].append(step)
         return result
+
+    def add_step_record(
+        self, run_id: int, index: int, name: str, command: str, args: list[str]
+    ) -> StepRecord:
+        """``add_step`` returning a typed record: the step starts out running."""
+        return StepRecord.from_row(self.add_step(run_id, index, name, command, args))
+
+    def step_records(self, run_id: int) -> list[StepRecord]:
+        """The steps of one run as typed records, in execution order."""
+        return [StepRecord.from_row(row) for row in self.steps_for_runs([run_id])[run_id]]
 
     def get_step(self, step_id: int) -> dict[str, Any] | None:
         return _row(self._conn().execute("SELECT * FROM run_steps WHERE id = ?", (step_id,)).fetchone())

@@ -15,7 +15,6 @@ afterwards is killed, so tests never leave orphans behind.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -31,13 +30,12 @@ from typing import Any
 
 import httpx
 
-from dbt_cloud_local.config import ENV_API_TOKEN, load_config
-from dbt_cloud_local.tls import tls_paths
+from dbt_cloud_local.client import CONN_ID, ClientAccess, client_access
+from dbt_cloud_local.config import ENV_API_TOKEN
 
 #: The folder that holds this package (``local/``) and the project root above it.
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 REPO_ROOT = PACKAGE_PARENT.parent
-CONN_ID = "dbt_cloud_local"
 
 
 def free_port() -> int:
@@ -64,56 +62,56 @@ def processes_in(directory: Path) -> list[int]:
 
 @dataclass
 class LocalDbtCloud:
-    """A running server: what a client needs to reach it."""
+    """A running server: what a client needs to reach it (see :class:`ClientAccess`)."""
 
-    port: int
-    token: str = field(repr=False)
-    account_id: int
-    data_dir: Path
+    access: ClientAccess
     config_path: Path | None
     process: subprocess.Popen[bytes] = field(repr=False)
     log_path: Path
 
     @property
+    def port(self) -> int:
+        return self.access.port
+
+    @property
+    def token(self) -> str:
+        return self.access.token
+
+    @property
+    def account_id(self) -> int:
+        return self.access.account_id
+
+    @property
+    def data_dir(self) -> Path:
+        return self.access.data_dir
+
+    @property
     def host(self) -> str:
-        """The connection host (``localhost:PORT``), as the provider expects it."""
-        return f"localhost:{self.port}"
+        return self.access.host
 
     @property
     def base_url(self) -> str:
-        return f"https://{self.host}"
+        return self.access.base_url
 
     @property
     def ca_path(self) -> Path:
-        return tls_paths(self.data_dir).ca_cert
+        return self.access.ca_cert
 
     @property
     def trust(self) -> ssl.SSLContext:
         """An SSL context that trusts the server's CA (httpx's ``verify=``)."""
-        return ssl.create_default_context(cafile=str(self.ca_path))
+        return self.access.trust()
 
     @property
     def client_bundle(self) -> Path:
-        """Public CAs plus the local CA: what REQUESTS_CA_BUNDLE/SSL_CERT_FILE point at."""
-        return tls_paths(self.data_dir).client_bundle
+        return self.access.ca_bundle
 
     def connection_uri_json(self) -> str:
-        return json.dumps(
-            {
-                "conn_type": "dbt_cloud",
-                "host": self.host,
-                "login": str(self.account_id),
-                "password": self.token,
-            }
-        )
+        return self.access.connection_json()
 
     def client_env(self, conn_id: str = CONN_ID) -> dict[str, str]:
         """Environment for Airflow clients: CA trust for requests and aiohttp, plus the connection."""
-        return {
-            "REQUESTS_CA_BUNDLE": str(self.client_bundle),
-            "SSL_CERT_FILE": str(self.client_bundle),
-            f"AIRFLOW_CONN_{conn_id.upper()}": self.connection_uri_json(),
-        }
+        return self.access.airflow_env(conn_id)
 
     def client(self, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
@@ -165,9 +163,9 @@ def start_local_dbt_cloud(
     )
     if token:
         process_env[ENV_API_TOKEN] = token
-    loaded = load_config(config)  # validate early, and learn the token and account id
-    token = token or loaded.api_tokens[0]
     port = port or free_port()
+    # Validates the config early, and learns the token and account id as the server will.
+    access = client_access(data_dir, port, config_path=config, environ=process_env)
     argv = [sys.executable, "-m", "dbt_cloud_local", "serve", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--data-dir", str(data_dir), *(["--config", str(config)] if config else []), *extra_args]
     log_path = data_dir / "server.log"
@@ -181,10 +179,7 @@ def start_local_dbt_cloud(
             start_new_session=True,
         )
     server = LocalDbtCloud(
-        port=port,
-        token=token,
-        account_id=min(loaded.accounts),
-        data_dir=data_dir,
+        access=access,
         config_path=config,
         process=process,
         log_path=log_path,

@@ -4,6 +4,8 @@ The files of one run under ``<data-dir>/runs/<run_id>/``.
 Layout::
 
     project/              isolated working copy of the dbt project (no target/, logs/, dbt_packages/)
+    deps.log              output of ``dbt deps`` (only when the project declares packages)
+    deps-logs/            dbt's log path for ``dbt deps``
     steps/<n>/target/     dbt's target path for step n (manifest.json, run_results.json, ...)
     steps/<n>/logs/       dbt's log path for step n (dbt.log: the debug log)
     steps/<n>/console.log dbt's console output for step n (the run step's ``logs``)
@@ -42,6 +44,14 @@ class RunWorkspace:
     def __init__(self, data_dir: Path, run_id: int) -> None:
         self.root = data_dir / "runs" / str(run_id)
         self.project = self.root / "project"
+
+    @property
+    def deps_log(self) -> Path:
+        return self.root / "deps.log"
+
+    @property
+    def deps_logs(self) -> Path:
+        return self.root / "deps-logs"
 
     def step_dir(self, index: int) -> Path:
         return self.root / "steps" / str(index)

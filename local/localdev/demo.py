@@ -17,8 +17,12 @@ from collections import Counter
 from pathlib import Path
 
 from dbt_cloud_local.testing import free_port, run_local_dbt_cloud
+from include.paths import DATA_DIR_ENV
+from localdev.airflow_env import project_environment
+from localdev.processes import is_running, read_records
+from localdev.stack_settings import REPO_ROOT as PROJECT_ROOT
+from localdev.stack_settings import StackSettings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # this package is local/localdev/
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK_ID = "trigger_dbt_cloud_job_run"
 DEFAULT_PORT = 8443
@@ -26,15 +30,28 @@ DEFAULT_PORT = 8443
 
 def main() -> int:
     started = time.monotonic()
-    airflow_home = Path(os.environ.get("AIRFLOW_HOME", PROJECT_ROOT / ".airflow"))
+    # The same state home as `make up` and `make break-model`: one local dbt Cloud, one warehouse.
+    state = StackSettings(state_dir=Path(os.environ.get("LOCALDEV_STATE_DIR") or StackSettings().state_dir))
+    if any(is_running(record) for record in read_records(state.run_dir)):
+        print(
+            f"The local stack is running from {_relative(state.state_dir)} (`make up`) and owns its "
+            "local dbt Cloud: trigger the DAG in its UI, or `make down` first and run the demo again.",
+            file=sys.stderr,
+        )
+        return 1
+    airflow_home = Path(os.environ.get("AIRFLOW_HOME") or state.state_dir)
     log_dir = airflow_home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     airflow_log = log_dir / f"demo-{time.strftime('%Y%m%dT%H%M%S')}.log"
     port = DEFAULT_PORT if _port_is_free(DEFAULT_PORT) else free_port()
 
     _step(f"Starting the local dbt Cloud on https://localhost:{port}")
-    with run_local_dbt_cloud(PROJECT_ROOT / ".dbt-cloud-local", port=port) as server:
-        env = {**os.environ, **server.client_env("dbt_cloud"), "AIRFLOW_HOME": str(airflow_home)}
+    with run_local_dbt_cloud(state.dbt_cloud_dir, port=port) as server:
+        env = {
+            **project_environment(airflow_home),
+            **server.client_env("dbt_cloud"),
+            DATA_DIR_ENV: os.environ.get(DATA_DIR_ENV) or str(state.data_dir),
+        }
         _step("Preparing the Airflow metadata DB (airflow db migrate)")
         _run([sys.executable, "-m", "airflow", "db", "migrate"], env, airflow_log)
         _step(f"Running the DAG: airflow dags test {DAG_ID}   (full log: {_relative(airflow_log)})")
@@ -43,7 +60,8 @@ def main() -> int:
         ok = _print_proof(server)
     elapsed = time.monotonic() - started
     print(f"\nDone in {elapsed:.0f} s; the local dbt Cloud was stopped. To browse its run pages again:")
-    print(f"  .venv/bin/python -m dbt_cloud_local serve --port {port} --data-dir .dbt-cloud-local")
+    data_dir = _relative(state.dbt_cloud_dir)
+    print(f"  .venv/bin/python -m dbt_cloud_local serve --port {port} --data-dir {data_dir}")
     if code != 0 or not ok:
         print(f"The DAG run did not succeed: see {_relative(airflow_log)}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from dbt_cloud_local.client import ClientAccess
 from localdev.processes import ProcessRecord, is_running, log_since_start, log_tail
 from localdev.stack_settings import StackError, StackSettings
 
@@ -60,12 +61,10 @@ def airflow_problems(health: dict, started_at: datetime) -> dict[str, str]:
     return problems
 
 
-def dbt_cloud_problem(settings: StackSettings, token: str) -> str | None:
+def dbt_cloud_problem(access: ClientAccess) -> str | None:
     try:
         status, _ = _get(
-            f"{settings.dbt_cloud_url}/",
-            headers={"Authorization": f"Token {token}"},
-            ca_file=settings.ca_file,
+            f"{access.base_url}/", headers={"Authorization": f"Token {access.token}"}, ca_file=access.ca_cert
         )
     except (OSError, ssl.SSLError) as exc:
         return f"not answering ({exc.__class__.__name__})"
@@ -78,7 +77,7 @@ def wait_until_ready(
     settings: StackSettings,
     records: list[ProcessRecord],
     *,
-    token: str,
+    dbt_cloud: ClientAccess,
     started_at: datetime,
     say: Callable[[str], None] = print,
 ) -> None:
@@ -97,7 +96,7 @@ def wait_until_ready(
             pending.update(airflow_problems(airflow_health(settings), started_at))
         except (OSError, ValueError) as exc:
             pending["api-server"] = f"{settings.api_url}/api/v2/monitor/health not answering ({exc})"
-        problem = dbt_cloud_problem(settings, token)
+        problem = dbt_cloud_problem(dbt_cloud)
         if problem:
             pending["dbt-cloud-local"] = problem
         for record in records:

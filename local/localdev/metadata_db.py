@@ -48,8 +48,8 @@ def _masked(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def postgres_db(settings: StackSettings) -> MetadataDb:
-    """Create ``settings.postgres_db`` on the server if needed; raise StackError naming the fix."""
+def _admin_connection(settings: StackSettings):
+    """A connection to the server's ``postgres`` database; StackError naming the fix otherwise."""
     server = urlsplit(settings.postgres_url)
     if server.scheme not in ("postgresql", "postgres") or not server.hostname:
         raise StackError(
@@ -65,7 +65,6 @@ def postgres_db(settings: StackSettings) -> MetadataDb:
             "constraints/local.lock), or run on SQLite: `make up LOCALDEV_DB=sqlite`."
         )
     import psycopg2
-    from psycopg2 import sql
 
     try:
         connection = psycopg2.connect(
@@ -82,8 +81,19 @@ def postgres_db(settings: StackSettings) -> MetadataDb:
             "URL with LOCALDEV_POSTGRES_URL=postgresql://user:password@host:port, or use SQLite: "
             "LOCALDEV_DB=sqlite."
         ) from exc
+    connection.autocommit = True
+    return connection
+
+
+def postgres_db(settings: StackSettings) -> MetadataDb:
+    """Create ``settings.postgres_db`` on the server if needed; raise StackError naming the fix."""
+    import psycopg2
+    from psycopg2 import sql
+
+    if not settings.postgres_db:
+        raise StackError("No PostgreSQL database name: set LOCALDEV_POSTGRES_DB or let the stack pick one.")
+    connection = _admin_connection(settings)
     try:
-        connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.postgres_db,))
             if cursor.fetchone() is None:
@@ -95,7 +105,7 @@ def postgres_db(settings: StackSettings) -> MetadataDb:
         ) from exc
     finally:
         connection.close()
-    netloc = server.netloc
+    netloc = urlsplit(settings.postgres_url).netloc
     url = f"postgresql+psycopg2://{netloc}/{settings.postgres_db}"
     return MetadataDb(
         "postgres",
@@ -103,6 +113,30 @@ def postgres_db(settings: StackSettings) -> MetadataDb:
         f"db+postgresql+psycopg2://{netloc}/{settings.postgres_db}",
         f"PostgreSQL {_masked(url)}",
     )
+
+
+def drop_postgres_db(settings: StackSettings) -> bool:
+    """Drop ``settings.postgres_db`` when a server answers and holds it; True when it was dropped."""
+    server = urlsplit(settings.postgres_url)
+    if not settings.postgres_db or not _tcp_reachable(server.hostname or "", server.port or 5432):
+        return False
+    import psycopg2
+    from psycopg2 import sql
+
+    connection = _admin_connection(settings)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.postgres_db,))
+            if cursor.fetchone() is None:
+                return False
+            cursor.execute(
+                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(settings.postgres_db))
+            )
+            return True
+    except psycopg2.Error as exc:
+        raise StackError(f"Cannot drop database {settings.postgres_db!r}: {str(exc).strip()}.") from exc
+    finally:
+        connection.close()
 
 
 def choose(settings: StackSettings) -> MetadataDb:

@@ -8,12 +8,15 @@ the local Redis: the distributed executor of a production deployment, same DAGs,
 
 ``up`` returns once every component is healthy and leaves them running in the background; ``down``
 stops them all, including their detached descendants, and frees the ports. Both are safe to repeat.
-Everything lives in one state folder (``.airflow/`` by default): the SQLite file if any, secrets, pid
-records, task logs and ``logs/stack/<component>.log``.
+Everything lives in one state folder (``.state/`` by default, the Airflow home): the SQLite file if any,
+secrets, pid records, task logs, ``logs/stack/<component>.log``, the local dbt Cloud's data and the task
+data. On PostgreSQL each state folder owns its database (named in its ``secrets.json``); ``clean``
+drops it.
 
     python -m localdev.stack up [--executor celery] [--state-dir DIR] [--api-port N] ...
     python -m localdev.stack status
     python -m localdev.stack down
+    python -m localdev.stack clean   # drop the state folder's database (make clean then deletes the folder)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -48,7 +52,6 @@ from localdev.stack_env import (
     MEMBER_MARKER,
     base_environment,
     component_environment,
-    dbt_cloud_token,
     load_or_create_secrets,
 )
 from localdev.stack_settings import REPO_ROOT, StackError, StackSettings, add_arguments, from_arguments
@@ -236,17 +239,19 @@ def up(settings: StackSettings) -> int:
         _check_ports(settings)
         if settings.executor == "celery":
             _check_celery(settings)
+        settings, stack_secrets = _with_secrets(settings)
         db = metadata_db.choose(settings)
-        env = component_environment(settings, db, load_or_create_secrets(settings.secrets_file))
+        env = component_environment(settings, db, stack_secrets)
         say(
             f"Starting the local Airflow stack ({settings.airflow_executor}, {db.description}) in "
             f"{settings.state_dir}; logs in {settings.logs_dir}/"
         )
         started_at = datetime.now(UTC)
         _run_step("dbt-cloud-tls", dbt_cloud_command(settings, "env"), env, settings)
-        if not settings.ca_file.exists():
+        dbt_cloud = settings.dbt_cloud_access(env)
+        if not dbt_cloud.ca_bundle.exists():
             raise StackError(
-                f"`python -m dbt_cloud_local env` did not create the CA at {settings.ca_file}; "
+                f"`python -m dbt_cloud_local env` did not create the CA at {dbt_cloud.ca_bundle}; "
                 "the local dbt Cloud (local/dbt_cloud_local/) is not usable yet."
             )
         started: list[ProcessRecord] = []
@@ -254,7 +259,7 @@ def up(settings: StackSettings) -> int:
             started.append(_spawn("dbt-cloud-local", dbt_cloud_command(settings, "serve"), env, settings))
             say("  migrating the metadata database (airflow db migrate)...")
             _run_step("db-migrate", [sys.executable, "-m", "airflow", "db", "migrate"], env, settings)
-            seeded = _run_step("seed", [sys.executable, "-m", "localdev.airflow_settings"], env, settings)
+            seeded = _seed(env, settings, db)
             for line in seeded.splitlines():
                 if line.startswith(("Seeded from", "skipped")):
                     say(f"  {line}")
@@ -262,7 +267,7 @@ def up(settings: StackSettings) -> int:
                 started.append(_spawn(name, argv, env, settings))
             _write_description(settings, db, started_at)
             say(f"  started {', '.join(record.name for record in started)}; waiting until healthy...")
-            wait_until_ready(settings, started, token=dbt_cloud_token(env), started_at=started_at, say=say)
+            wait_until_ready(settings, started, dbt_cloud=dbt_cloud, started_at=started_at, say=say)
         except BaseException:
             say("Start-up failed: stopping what was started...")
             stop(started, lambda: _members(settings), grace=min(settings.stop_grace, 10), say=say)
@@ -279,6 +284,49 @@ def up(settings: StackSettings) -> int:
         f"  Logs            {settings.logs_dir}/<component>.log, task logs in {settings.state_dir / 'logs'}\n"
         f"  Status / stop   {_command_hint(settings, 'status')} / {_command_hint(settings, 'down')}"
     )
+    return 0
+
+
+def _with_secrets(settings: StackSettings) -> tuple[StackSettings, dict[str, str]]:
+    """The stack's secrets, and the settings with the state folder's own database unless one is set."""
+    stack_secrets = load_or_create_secrets(settings.secrets_file)
+    if settings.postgres_db is None:
+        settings = replace(settings, postgres_db=stack_secrets["postgres_db"])
+    return settings, stack_secrets
+
+
+def _seed(env: dict[str, str], settings: StackSettings, db: metadata_db.MetadataDb) -> str:
+    """Seed airflow_settings.yaml; a database written with another Fernet key gets a one-line answer."""
+    try:
+        return _run_step("seed", [sys.executable, "-m", "localdev.airflow_settings"], env, settings)
+    except StackError as exc:
+        if "InvalidToken" not in str(exc):
+            raise
+        raise StackError(
+            f"The metadata database ({db.description}) holds connections encrypted with another Fernet key "
+            f"than {settings.secrets_file}: it belongs to another checkout or an older state folder. Use "
+            f"this folder's own database (unset LOCALDEV_POSTGRES_DB), or start that one afresh: "
+            f"`{_command_hint(settings, 'clean')}` drops it."
+        ) from None
+
+
+def clean(settings: StackSettings) -> int:
+    """Drop the state folder's own PostgreSQL database (``make clean`` then deletes the folder)."""
+    if not settings.state_dir.exists():
+        say(f"Nothing to clean: no {settings.state_dir}.")
+        return 0
+    with _exclusive(settings):
+        if any(is_running(record) for record in read_records(settings.run_dir)) or _members(settings):
+            hint = _command_hint(settings, "down")
+            raise StackError(f"The stack is running from {settings.state_dir}: `{hint}` first.")
+        if settings.postgres_db is None and not settings.secrets_file.exists():
+            say("No database to drop (this state folder never started a stack).")
+            return 0
+        settings, _ = _with_secrets(settings)
+        if metadata_db.drop_postgres_db(settings):
+            say(f"Dropped PostgreSQL database {settings.postgres_db}.")
+        else:
+            say(f"No PostgreSQL database {settings.postgres_db} to drop.")
     return 0
 
 
@@ -345,7 +393,7 @@ def status(settings: StackSettings) -> int:
         problems = airflow_problems(airflow_health(settings), started_at)
     except (OSError, ValueError) as exc:
         problems = {"api-server": f"health endpoint not answering ({exc})"}
-    problem = dbt_cloud_problem(settings, dbt_cloud_token(base_environment(settings)))
+    problem = dbt_cloud_problem(settings.dbt_cloud_access(base_environment(settings)))
     if problem:
         problems["dbt-cloud-local"] = problem
     for name, reason in problems.items():
@@ -358,8 +406,9 @@ def status(settings: StackSettings) -> int:
 
 def airflow_cli(settings: StackSettings, arguments: list[str]) -> int:
     """Run an ``airflow`` CLI command against the stack: its metadata DB, config and connections."""
+    settings, stack_secrets = _with_secrets(settings)
     db = metadata_db.choose(settings)
-    env = component_environment(settings, db, load_or_create_secrets(settings.secrets_file))
+    env = component_environment(settings, db, stack_secrets)
     argv = [sys.executable, "-m", "airflow", *(arguments[1:] if arguments[:1] == ["--"] else arguments)]
     return subprocess.call(argv, env=env, cwd=REPO_ROOT)
 
@@ -371,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         ("up", "start the stack in the background and wait until it is healthy"),
         ("down", "stop everything the stack started and free its ports"),
         ("status", "show components and health"),
+        ("clean", "drop the state folder's own PostgreSQL database (the stack must be down)"),
     ):
         add_arguments(commands.add_parser(name, help=help_text))
     airflow = commands.add_parser("airflow", help="run an airflow CLI command against the stack")
@@ -381,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = from_arguments(args)
         if args.command == "airflow":
             return airflow_cli(settings, args.arguments)
-        return {"up": up, "down": down, "status": status}[args.command](settings)
+        return {"up": up, "down": down, "status": status, "clean": clean}[args.command](settings)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

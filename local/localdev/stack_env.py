@@ -20,14 +20,10 @@ import os
 import secrets
 from pathlib import Path
 
+from include.paths import DATA_DIR_ENV, WAREHOUSE_FILE
+from localdev.airflow_env import project_environment
 from localdev.metadata_db import MetadataDb
-from localdev.stack_settings import (
-    DBT_CLOUD_TOKEN_ENV,
-    DEFAULT_DBT_CLOUD_TOKEN,
-    REPO_ROOT,
-    StackError,
-    StackSettings,
-)
+from localdev.stack_settings import StackError, StackSettings
 
 #: Every process the stack starts carries this variable (value: the state folder), and so do their
 #: children: ``down`` finds stragglers by it, even those that left their process group.
@@ -36,11 +32,17 @@ SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_mana
 
 
 def load_or_create_secrets(path: Path) -> dict[str, str]:
-    """The JWT secret, API secret key and Fernet key shared by all components, created on first use."""
+    """The JWT secret, API secret key and Fernet key shared by all components, created on first use.
+
+    The name of the state folder's own PostgreSQL database is born with them: the Fernet key and the
+    database it encrypts connections in never come apart (a second checkout, or a state folder made
+    anew, gets a database of its own instead of one it cannot decrypt).
+    """
     wanted = {
         "jwt_secret": lambda: secrets.token_urlsafe(48),
         "api_secret_key": lambda: secrets.token_urlsafe(48),
         "fernet_key": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "postgres_db": lambda: f"airflow_local_{secrets.token_hex(4)}",
     }
     stored: dict[str, str] = {}
     if path.exists():
@@ -83,12 +85,6 @@ def read_env_file(path: Path | None) -> dict[str, str]:
     return values
 
 
-def dbt_cloud_token(base_env: dict[str, str]) -> str:
-    """The token the local dbt Cloud accepts: DBT_CLOUD_LOCAL_API_TOKEN's first entry, or the placeholder."""
-    tokens = [token.strip() for token in base_env.get(DBT_CLOUD_TOKEN_ENV, "").split(",") if token.strip()]
-    return tokens[0] if tokens else DEFAULT_DBT_CLOUD_TOKEN
-
-
 def base_environment(settings: StackSettings) -> dict[str, str]:
     """The caller's environment with the env file applied (before the stack's own settings)."""
     env = dict(os.environ)
@@ -100,28 +96,17 @@ def component_environment(
     settings: StackSettings, db: MetadataDb, stack_secrets: dict[str, str]
 ) -> dict[str, str]:
     env = base_environment(settings)
-    token = dbt_cloud_token(env)
+    dbt_cloud = settings.dbt_cloud_access(env)
     if not env.get("AIRFLOW_CONN_DBT_CLOUD"):
-        env["AIRFLOW_CONN_DBT_CLOUD"] = json.dumps(
-            {
-                "conn_type": "dbt_cloud",
-                "host": f"localhost:{settings.dbt_cloud_port}",
-                "login": "1",
-                "password": token,
-            }
-        )
-    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    python_path = [str(REPO_ROOT), str(REPO_ROOT / "local"), *inherited]
+        env["AIRFLOW_CONN_DBT_CLOUD"] = dbt_cloud.connection_json()
+    # Task data in the state folder unless the caller moved it (include/paths.py reads these).
+    env.setdefault(DATA_DIR_ENV, str(settings.data_dir))
+    env.setdefault("JAFFLE_SHOP_WAREHOUSE", str(settings.data_dir / WAREHOUSE_FILE))
+    env = project_environment(settings.state_dir, env)
     env.update(
         {
             MEMBER_MARKER: str(settings.state_dir),
-            "AIRFLOW_HOME": str(settings.state_dir),
-            # Same import root as the Astro image (/usr/local/airflow on PYTHONPATH): `import include.…`.
-            "PYTHONPATH": os.pathsep.join(dict.fromkeys(python_path)),
             "PYTHONUNBUFFERED": "1",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": settings.airflow_executor,
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
@@ -133,8 +118,8 @@ def component_environment(
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.log_server_port),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.log_server_port + 1),
             # The provider's sync hook (requests) and its triggerer path (aiohttp) each read one of these.
-            "REQUESTS_CA_BUNDLE": str(settings.ca_file),
-            "SSL_CERT_FILE": str(settings.ca_file),
+            "REQUESTS_CA_BUNDLE": str(dbt_cloud.ca_bundle),
+            "SSL_CERT_FILE": str(dbt_cloud.ca_bundle),
         }
     )
     env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC", None)  # derived from the sync URL

@@ -1,6 +1,6 @@
 """What a local Airflow stack is made of: its state folder, ports, executor and services.
 
-Every knob has a default (the ports ``astro dev start`` publishes, the state in ``.airflow/``) and can be
+Every knob has a default (the ports ``astro dev start`` publishes, the state in ``.state/``) and can be
 moved with a ``LOCALDEV_*`` environment variable or a command-line flag. That is what lets the test
 suite run a second, throw-away stack next to a developer's without the two ever sharing a port, a
 folder, a database or a Redis queue.
@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from dbt_cloud_local.client import ClientAccess, client_access
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # this package is local/localdev/
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 DATABASES = ("auto", "postgres", "sqlite")
-#: The local dbt Cloud's placeholder token (local/dbt_cloud_local/config.yml); DBT_CLOUD_LOCAL_API_TOKEN
-#: replaces it.
-DEFAULT_DBT_CLOUD_TOKEN = "dbtc_local_dev_token"  # noqa: S105 - a public local-only placeholder
-DBT_CLOUD_TOKEN_ENV = "DBT_CLOUD_LOCAL_API_TOKEN"  # noqa: S105 - a variable name
 
 
 class StackError(RuntimeError):
@@ -28,7 +27,9 @@ class StackError(RuntimeError):
 
 @dataclass(frozen=True)
 class StackSettings:
-    state_dir: Path = REPO_ROOT / ".airflow"
+    #: The one home of local state: AIRFLOW_HOME (airflow.cfg, SQLite, task logs, logs/stack/), secrets,
+    #: pid records, the local dbt Cloud's data (dbt-cloud-local/) and the task data (data/).
+    state_dir: Path = REPO_ROOT / ".state"
     executor: str = "local"
     api_port: int = 8080
     dbt_cloud_port: int = 8443
@@ -36,7 +37,9 @@ class StackSettings:
     log_server_port: int = 8793
     database: str = "auto"
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432"
-    postgres_db: str = "airflow_local"
+    #: None: the state folder's own database, named in its secrets.json (so two checkouts, or a fresh
+    #: state folder, never read a database encrypted with another Fernet key).
+    postgres_db: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
     celery_workers: int = 2
     celery_concurrency: int = 4
@@ -60,9 +63,14 @@ class StackSettings:
         return self.state_dir / "dbt-cloud-local"
 
     @property
-    def ca_file(self) -> Path:
-        """The CA bundle clients trust: public CAs plus the local dbt Cloud CA."""
-        return self.dbt_cloud_dir / "tls" / "ca-bundle.pem"
+    def data_dir(self) -> Path:
+        """Task data: the DuckDB warehouse, landing files, trained models (include/paths.py)."""
+        return self.state_dir / "data"
+
+    def dbt_cloud_access(self, environ: Mapping[str, str]) -> ClientAccess:
+        """How the components reach the stack's local dbt Cloud (token, account, CA files), asked of
+        the server's own config with the environment the server runs with."""
+        return client_access(self.dbt_cloud_dir, self.dbt_cloud_port, environ=environ)
 
     @property
     def secrets_file(self) -> Path:
@@ -101,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         default=_env("LOCALDEV_STATE_DIR", str(defaults.state_dir)),
-        help="all state and logs (env LOCALDEV_STATE_DIR, default .airflow)",
+        help="all state and logs (env LOCALDEV_STATE_DIR, default .state)",
     )
     parser.add_argument(
         "--executor",
@@ -119,7 +127,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--database", choices=DATABASES, default=_env("LOCALDEV_DB", defaults.database))
     parser.add_argument("--postgres-url", default=_env("LOCALDEV_POSTGRES_URL", defaults.postgres_url))
-    parser.add_argument("--postgres-db", default=_env("LOCALDEV_POSTGRES_DB", defaults.postgres_db))
+    parser.add_argument(
+        "--postgres-db",
+        default=os.environ.get("LOCALDEV_POSTGRES_DB", "").strip() or None,
+        help="database name (env LOCALDEV_POSTGRES_DB; default: the state folder's own)",
+    )
     parser.add_argument("--redis-url", default=_env("LOCALDEV_REDIS_URL", defaults.redis_url))
     parser.add_argument(
         "--celery-workers",

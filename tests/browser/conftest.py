@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import ssl
 import time
 import urllib.error
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from localdev.stack_settings import DEFAULT_DBT_CLOUD_TOKEN
+from dbt_cloud_local.client import client_access
 from tests.localdev.stack_harness import IsolatedStack
 
 VIEWPORT = {"width": 1280, "height": 800}
@@ -56,8 +55,10 @@ class BrowserStack:
     def __init__(self, stack: IsolatedStack):
         self.stack = stack
         self.ui = stack.api_url
-        self.dbt_cloud_url = f"https://localhost:{stack.ports['dbt_cloud']}"
-        self.ca_file = stack.state_dir / "dbt-cloud-local" / "tls" / "ca.pem"
+        # Token, account and CA as the stack's local dbt Cloud has them (the stack runs it unchanged).
+        self.dbt_cloud_access = client_access(
+            stack.state_dir / "dbt-cloud-local", stack.ports["dbt_cloud"], environ=stack.env
+        )
         self._token: str | None = None
 
     # --- Airflow REST API ---------------------------------------------------------------------
@@ -84,9 +85,11 @@ class BrowserStack:
 
     # --- local dbt Cloud ----------------------------------------------------------------------
     def dbt_cloud(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Token {DEFAULT_DBT_CLOUD_TOKEN}"}
-        trust = ssl.create_default_context(cafile=str(self.ca_file))
-        with httpx.Client(base_url=self.dbt_cloud_url, verify=trust, headers=headers, timeout=30) as client:
+        access = self.dbt_cloud_access
+        headers = {"Authorization": f"Token {access.token}"}
+        with httpx.Client(
+            base_url=access.base_url, verify=access.trust(), headers=headers, timeout=30
+        ) as client:
             response = client.request(method, path, **kwargs)
             assert response.is_success, f"{method} {path} -> {response.status_code}: {response.text[:500]}"
             return response.json() if response.content else None

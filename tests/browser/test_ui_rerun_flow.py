@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudJobRunStatus
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
@@ -29,7 +30,7 @@ DBT_TASK = "trigger_dbt_cloud_job_run"
 ML_TASK = "ml_training"
 FAILED_MODEL = "model.jaffle_shop.stg_orders"
 FAIL_MESSAGE = "DBT_FAIL_MODEL asked jaffle_shop.stg_orders to fail"
-SUCCESS, ERROR = 10, 20
+SUCCESS, ERROR = DbtCloudJobRunStatus.SUCCESS.value, DbtCloudJobRunStatus.ERROR.value
 NOT_OK = {"error", "fail", "skipped", "runtime error"}
 #: The four README screenshots (docs/screenshots/ with `make screenshots`).
 SHOTS = {

@@ -77,6 +77,34 @@ def test_every_dag_follows_conventions(dag_bag):
     assert problems == []
 
 
+def test_every_dbt_cloud_task_uses_the_shared_connection_and_hook_settings(dag_bag):
+    """One convention for every operator and sensor (include/dbt_cloud.py): a DAG that forgets the
+    hook settings would fail on the first 429 instead of retrying it."""
+    from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
+
+    dbt_tasks = [
+        task
+        for dag in dag_bag.dags.values()
+        for task in dag.tasks
+        if type(task).__module__.startswith("airflow.providers.dbt.cloud.")
+    ]
+    assert len(dbt_tasks) >= 5
+    for task in dbt_tasks:
+        assert task.dbt_cloud_conn_id == DBT_CLOUD_CONN_ID, task
+        assert task.hook_params == HOOK_PARAMS, task
+
+
+def test_each_asset_has_one_producer(dag_bag):
+    producers: dict[str, list[str]] = {}
+    for dag_id, dag in dag_bag.dags.items():
+        for task in dag.tasks:
+            for outlet in task.outlets:
+                producers.setdefault(outlet.name, []).append(f"{dag_id}.{task.task_id}")
+    assert producers, "the demo DAGs update assets"
+    shared = {name: tasks for name, tasks in producers.items() if len(tasks) > 1}
+    assert shared == {}, f"assets with more than one producer: {shared}"
+
+
 def test_parse_guard_catches_top_level_access(tmp_path):
     """The guard used above must actually fail a DAG file that reads a Variable or calls out at parse."""
     bad_dags = {

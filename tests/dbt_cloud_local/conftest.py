@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from dbt_cloud_local.config import ENV_API_TOKEN
 from dbt_cloud_local.testing import LocalDbtCloud, start_local_dbt_cloud
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -27,11 +28,19 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
     started: list[LocalDbtCloud] = []
 
     def make(
-        name: str, *, config: Path | None = None, data_dir: Path | None = None, **kwargs: Any
+        name: str,
+        *,
+        config: Path | None = None,
+        data_dir: Path | None = None,
+        token: str | None = TOKEN,
+        **kwargs: Any,
     ) -> LocalDbtCloud:
+        """``token=None`` serves the config's own ``api_tokens`` (TOKEN replaces them otherwise)."""
         root = tmp_path_factory.mktemp(name)
         config = config or write_config(root)
-        server = start_local_dbt_cloud(data_dir or root / "data", config=config, token=TOKEN, **kwargs)
+        if token is None:
+            kwargs["env"] = {ENV_API_TOKEN: "", **kwargs.get("env", {})}
+        server = start_local_dbt_cloud(data_dir or root / "data", config=config, token=token, **kwargs)
         started.append(server)
         return server
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from tiny_project import write_tiny_project
 
@@ -20,8 +21,11 @@ DBT_EXECUTABLE = REPO_ROOT / ".venv-dbt" / "bin" / "dbt"
 TERMINAL = (10, 20, 30)
 
 
-def write_config(root: Path, *, page_size: int = 2, slow_seconds: int = 60) -> Path:
-    """A config with the tiny project, two environments on separate DuckDB files, and five jobs."""
+def write_config(root: Path, *, page_size: int = 2, slow_seconds: int = 60, **sections: Any) -> Path:
+    """
+    A config with the tiny project, two environments on separate DuckDB files, and five jobs.
+    ``sections`` replace top-level sections (e.g. ``accounts=[...]``, ``api_tokens=[...]``).
+    """
     project_dir = write_tiny_project(root / "project")
     config = {
         "server": {"run_slots": 2, "page_size": page_size, "cancel_grace_seconds": 5},
@@ -72,9 +76,56 @@ def write_config(root: Path, *, page_size: int = 2, slow_seconds: int = 60) -> P
             {"id": 5, "name": "Staging Seed", "environment": 2, "execute_steps": ["dbt seed"]},
         ],
     }
+    config.update(sections)
     path = root / "config.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m dbt_cloud_local`` from the repository root, as a person would."""
+    return subprocess.run(
+        [sys.executable, "-m", "dbt_cloud_local", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_count(server: LocalDbtCloud) -> int:
+    """How many runs the server holds (to prove a refused request queued nothing)."""
+    with server.client() as client:
+        response = client.get("/api/v2/accounts/1/runs/", params={"limit": 1})
+    response.raise_for_status()
+    return response.json()["extra"]["pagination"]["total_count"]
+
+
+def project_variables(server: LocalDbtCloud) -> dict[str, Any]:
+    """The project's environment variables as the v3 API lists them."""
+    with server.client() as client:
+        response = client.get("/api/v3/accounts/1/projects/1/environment-variables/environment/")
+    response.raise_for_status()
+    return response.json()["data"]["variables"]
+
+
+def assert_error_envelope(response: httpx.Response, status: int, *mentions: str) -> dict[str, Any]:
+    """A refusal in dbt Cloud's status envelope whose messages mention every string in ``mentions``."""
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"].startswith("application/json"), response.text[:200]
+    body = response.json()
+    assert body["data"] is None
+    assert set(body["status"]) == {"code", "is_success", "user_message", "developer_message"}
+    assert body["status"]["code"] == status
+    assert body["status"]["is_success"] is False
+    text = f"{body['status']['user_message']} {body['status']['developer_message']}"
+    for mention in mentions:
+        assert mention in text, (mention, text)
+    return body
 
 
 def wait_for_status(

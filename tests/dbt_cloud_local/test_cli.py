@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import certifi
 import httpx
-from helpers import trigger
+from helpers import cli, trigger
 
-from dbt_cloud_local.testing import REPO_ROOT, LocalDbtCloud, free_port
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dbt_cloud_local", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from dbt_cloud_local.testing import LocalDbtCloud, free_port
 
 
 def test_env_prints_the_two_exports(server: LocalDbtCloud) -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dbt_cloud_local import env_vars
 from dbt_cloud_local.commands import CommandError, parse_step
 from dbt_cloud_local.config import ConfigError, load_config
 from dbt_cloud_local.faults import FaultInjector, parse_fault_settings
+from dbt_cloud_local.store import PROJECT_SCOPE
 from dbt_cloud_local.workspace import ArtifactPathError, RunWorkspace
 
 
@@ -147,3 +149,84 @@ def test_symlinks_out_of_the_target_are_not_followed(tmp_path: Path) -> None:
     with pytest.raises(ArtifactPathError):
         workspace.resolve_artifact(1, "link.json")
     assert workspace.list_artifacts(1) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DBT_PROJECT_DIR",
+        "DBT_PROFILES_DIR",
+        "DBT_TARGET_PATH",
+        "DBT_LOG_PATH",
+        "DBT_PACKAGES_INSTALL_PATH",
+        "DBT_STATE",
+        "DBT_DEFER_STATE",
+        "DBT_FAVOR_STATE",
+        "DBT_ARTIFACT_STATE_PATH",
+        "DBT_PROFILE",
+        "DBT_TARGET",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS",
+        "DBT_LOG_FORMAT",
+        "DBT_QUIET",
+        "DBT_PRINTER_WIDTH",
+        "DBT_USE_COLORS",
+        "DBT_WRITE_JSON",
+        "DBT_PARTIAL_PARSE",
+        "DBT_FAIL_FAST",
+        "DBT_WARN_ERROR",
+        "DBT_ENGINE_TARGET_PATH",
+        "DBT_RECORDER_MODE",
+        "DBT_CLOUD_JOB_ID",
+    ],
+)
+def test_names_that_steer_dbt_are_reserved(name: str) -> None:
+    assert env_vars.reserved_reason(name)
+    with pytest.raises(env_vars.EnvVarError, match=f"{name} is reserved: "):
+        env_vars.validate_name(name)
+    assert env_vars.validate_name(name, allow_reserved=True) == name  # deleting stays possible
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["DBT_FAIL_MODEL", "DBT_DUCKDB_PATH", "DBT_SLOW_SECONDS", "DBT_ENV_SECRET_TOKEN", "DBT_ENV_CUSTOM_ENV_X"],
+)
+def test_project_variables_stay_allowed(name: str) -> None:
+    assert env_vars.reserved_reason(name) is None
+    assert env_vars.validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["PATH", "dbt_x", "DBT_", "DBT_X\n", "DBT_" + "X" * 200, None, 7])
+def test_malformed_names_are_refused(name: object) -> None:
+    with pytest.raises(env_vars.EnvVarError, match="start it with DBT_"):
+        env_vars.validate_name(name)
+
+
+def test_runs_never_see_reserved_variables_from_the_state(tmp_path: Path) -> None:
+    """Rows written before a name was reserved stay listed (so they can be deleted) but reach no run."""
+    store = env_vars.RunEnvStore(tmp_path / "state.sqlite3")
+    store.set_env_var(1, "DBT_PROJECT_DIR", PROJECT_SCOPE, "/elsewhere")
+    store.set_env_var(1, "DBT_ENGINE_STATE", 2, "/elsewhere")
+    store.set_env_var(1, "DBT_FAIL_MODEL", 2, "stg_orders")
+    try:
+        assert store.resolved_env_vars(1, 2) == {"DBT_FAIL_MODEL": "stg_orders"}
+        assert {row["name"] for row in store.env_vars(1)} == {
+            "DBT_PROJECT_DIR",
+            "DBT_ENGINE_STATE",
+            "DBT_FAIL_MODEL",
+        }
+    finally:
+        store.close()
+
+
+def test_a_change_with_one_bad_scope_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DBT_CLOUD_LOCAL_API_TOKEN", raising=False)
+    config = load_config(_config(tmp_path))
+    store = env_vars.RunEnvStore(tmp_path / "state.sqlite3")
+    try:
+        with pytest.raises(env_vars.EnvVarError, match="unknown environment 'Nope'"):
+            env_vars.set_values(config, store, 1, "DBT_ATOMIC", {"project": "1", "Nope": "2"})
+        with pytest.raises(env_vars.EnvVarError, match="without NUL"):
+            env_vars.set_values(config, store, 1, "DBT_ATOMIC", {"project": "1", "Production": "a\x00b"})
+        assert store.env_vars(1) == []
+    finally:
+        store.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,14 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudJobRunStatus
 
 from dbt_cloud_local.testing import LocalDbtCloud, run_local_dbt_cloud
+from localdev.airflow_env import project_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ELTML = "dbt_cloud_provider_eltml"
 DBT_TASK = "trigger_dbt_cloud_job_run"
 ELTML_JOB_ID = 1
-SUCCESS, ERROR, CANCELLED = 10, 20, 30
+SUCCESS, ERROR, CANCELLED = (
+    DbtCloudJobRunStatus.SUCCESS.value,
+    DbtCloudJobRunStatus.ERROR.value,
+    DbtCloudJobRunStatus.CANCELLED.value,
+)
 #: run_results statuses of nodes that did not succeed: what a rerun from failure must run again.
 NOT_OK = {"error", "fail", "skipped", "runtime error"}
 
@@ -187,10 +192,6 @@ def pipeline(tmp_path_factory, airflow_db) -> Pipeline:
         "ELTML_MODELS_DIR": str(root / "ml_models"),
     }
     with run_local_dbt_cloud(root / "dbt-cloud", env=paths) as server:
-        env = {
-            **os.environ,
-            **paths,
-            **server.client_env("dbt_cloud"),
-            "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "local")]),
-        }
+        # The session's AIRFLOW_HOME (tests/conftest.py), the project's settings, this module's files.
+        env = {**project_environment(), **paths, **server.client_env("dbt_cloud")}
         yield Pipeline(server=server, root=root, env=env)

@@ -60,11 +60,18 @@ def postgres_reachable() -> bool:
 
 class IsolatedStack:
     def __init__(
-        self, tmp_path: Path, *, redis_db: int | None = None, extra_env: dict[str, str] | None = None
+        self,
+        tmp_path: Path,
+        *,
+        redis_db: int | None = None,
+        extra_env: dict[str, str] | None = None,
+        own_database: bool = False,
     ):
+        """``own_database``: let the stack name its database itself (in its secrets.json), as `make up`
+        does by default; otherwise the test names one, so it can drop it even if `up` fails early."""
         self.state_dir = tmp_path / "state"
         self.ports = free_ports()
-        self.database = f"airflow_localdev_test_{uuid.uuid4().hex[:10]}"
+        self.database = None if own_database else f"airflow_localdev_test_{uuid.uuid4().hex[:10]}"
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -77,7 +84,6 @@ class IsolatedStack:
                 "LOCALDEV_API_PORT": str(self.ports["api"]),
                 "LOCALDEV_DBT_CLOUD_PORT": str(self.ports["dbt_cloud"]),
                 "LOCALDEV_LOG_SERVER_PORT": str(self.ports["log"]),
-                "LOCALDEV_POSTGRES_DB": self.database,
                 "LOCALDEV_ENV_FILE": "",  # never a developer's .env
                 "LOCALDEV_STOP_GRACE": "15",
                 "JAFFLE_SHOP_WAREHOUSE": str(tmp_path / "warehouse" / "jaffle_shop.duckdb"),
@@ -85,6 +91,8 @@ class IsolatedStack:
                 "ELTML_MODELS_DIR": str(tmp_path / "ml_models"),
             }
         )
+        if self.database is not None:
+            self.env["LOCALDEV_POSTGRES_DB"] = self.database
         if redis_db is not None:
             self.env["LOCALDEV_REDIS_URL"] = f"redis://127.0.0.1:6379/{redis_db}"
         self.env.update(extra_env or {})
@@ -167,8 +175,15 @@ class IsolatedStack:
 
     # --- clean-up and its checks ----------------------------------------------------------------------
 
+    def database_name(self) -> str | None:
+        """The stack's PostgreSQL database: the one the test named, else the one the stack chose."""
+        if self.database is not None or not (self.state_dir / "secrets.json").exists():
+            return self.database
+        return json.loads((self.state_dir / "secrets.json").read_text()).get("postgres_db")
+
     def drop_database(self) -> None:
-        if not postgres_reachable():
+        name = self.database_name()
+        if name is None or not postgres_reachable():
             return
         import psycopg2
 
@@ -176,7 +191,7 @@ class IsolatedStack:
         try:
             connection.autocommit = True
             with connection.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             connection.close()
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack_harness import IsolatedStack
+from stack_harness import IsolatedStack, postgres_reachable
 
 DAG_ID = "dbt_cloud_provider_eltml"
 ELTML_TASKS = {"extract", "load", "trigger_dbt_cloud_job_run", "ml_training"}
@@ -194,3 +196,42 @@ def test_eltml_dag_succeeds_on_celery_executor(celery_stack):
     stack.snapshot_tree()
     _ok(stack.make("down", timeout=120), "make down")
     _assert_nothing_left(stack)
+
+
+@pytest.mark.timeout(900)
+def test_two_state_homes_share_one_postgres_without_sharing_a_database(tmp_path):
+    """Two checkouts (or a state folder made anew) on one PostgreSQL both come up, one after the other:
+    each state folder owns its database, so none reads connections encrypted with another Fernet key.
+    A database that does belong to another folder is refused with one line, and its fix works."""
+    assert postgres_reachable(), "this test needs the PostgreSQL on 127.0.0.1:5432 (`make up` uses it)"
+    first = IsolatedStack(tmp_path / "first", own_database=True)
+    second = IsolatedStack(tmp_path / "second", own_database=True)
+    borrower = IsolatedStack(tmp_path / "third")
+    try:
+        _ok(first.make("up", timeout=240), "make up (first state folder)")
+        _ok(first.make("down", timeout=120), "make down (first)")
+        _ok(second.make("up", timeout=240), "make up (second state folder, same PostgreSQL)")
+        _ok(second.make("down", timeout=120), "make down (second)")
+        assert first.database_name() != second.database_name()
+
+        # A third folder pointed at the first one's database cannot decrypt its connections.
+        borrower.database = first.database_name()
+        borrower.env["LOCALDEV_POSTGRES_DB"] = borrower.database
+        refused = borrower.make("up", timeout=240)
+        message = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+        assert refused.returncode != 0
+        assert len(message) == 1, refused.stderr[-3000:]
+        assert "encrypted with another Fernet key" in message[0]
+        fix = f"python -m localdev.stack clean --state-dir {borrower.state_dir}"
+        assert fix in message[0]
+
+        cleaned = subprocess.run(
+            [sys.executable, *fix.split()[1:]], env=borrower.env, capture_output=True, text=True, check=False
+        )
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert f"Dropped PostgreSQL database {borrower.database}" in cleaned.stdout
+        _ok(borrower.make("up", timeout=240), "make up after the fix")
+    finally:
+        for stack in (first, second, borrower):
+            stack.make("down", timeout=120)
+            stack.drop_database()
