@@ -112,7 +112,7 @@ lint: venv
 # the rehearsal's files; its cached images stay in Podman). `make distclean` removes the venvs too.
 clean:
 	@if [ -x $(VENV)/bin/python ] && [ -d "$(LOCALDEV_STATE_DIR)" ]; then $(VENV)/bin/python -m localdev.stack clean; fi
-	rm -rf "$(LOCALDEV_STATE_DIR)" .pytest_cache .ruff_cache local/demo_dbt_project/target \
+	rm -rf "$(LOCALDEV_STATE_DIR)" .pytest_cache .ruff_cache docs/screenshots/.tmp local/demo_dbt_project/target \
 		local/demo_dbt_project/dbt_packages local/demo_dbt_project/logs
 	find . -path './.venv*' -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
