@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/bench_rerun_parser.py [--nodes 50000]
 
-Writes a synthetic manifest.json (nodes shaped like dbt 1.11's: SQL, config, columns, depends_on) and
-a run_results.json where one early model failed and everything downstream of it was skipped, then
-times load + plan and reports peak memory (tracemalloc for Python allocations, ru_maxrss for the
-process) against the artifacts' size on disk.
+Writes a synthetic manifest.json (nodes shaped like dbt 1.11's: SQL, config, columns, depends_on, and
+the parent_map/child_map dbt writes) and a run_results.json where one early model failed and everything
+downstream of it was skipped (as dbt build reports it), then times load + plan and reports peak memory
+(tracemalloc for Python allocations, ru_maxrss for the process) against the artifacts' size on disk,
+the length of the rerun command, and the command length for each fixture scenario of the tests.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from include.rerun_parser import load_manifest, load_run_results, plan_step_rerun
+from include.rerun_parser import NothingToRerun, load_manifest, load_run_results, plan_step_rerun
+
+FIXTURES_DIR = Path(__file__).resolve().parents[1] / "tests" / "rerun_parser" / "fixtures"
 
 MANIFEST_SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 RUN_RESULTS_SCHEMA = "https://schemas.getdbt.com/dbt/run-results/v6.json"
@@ -35,15 +38,21 @@ def synthetic_artifacts(n_nodes: int, seed: int = 7) -> tuple[dict, dict]:
     results: list[dict] = []
     n_models = n_nodes // 3
     failed_model = 10
+    model_ids: list[str] = []
+    failed_or_downstream: set[str] = set()
     for index in range(n_models):
         package = "shop" if index % 10 else "utils"
         folder = f"domain_{index % 40}"
         name = f"model_{index}"
         version = 2 if index % 97 == 0 else None
         unique_id = f"model.{package}.{name}" + (f".v{version}" if version else "")
-        parents = [f"model.shop.model_{rng.randrange(index)}"] if index else []
+        model_ids.append(unique_id)
+        parents = [model_ids[rng.randrange(index)]] if index else []
         nodes[unique_id] = _model(unique_id, package, folder, name, version, parents)
-        downstream = index >= failed_model and index % 2 == 0
+        # As dbt build reports it: everything downstream of the failed model is skipped.
+        downstream = bool(parents) and parents[0] in failed_or_downstream
+        if downstream or index == failed_model:
+            failed_or_downstream.add(unique_id)
         status = "error" if index == failed_model else "skipped" if downstream else "success"
         results.append({"unique_id": unique_id, "status": status, "message": None, "failures": None})
         for test in ("not_null", "unique"):
@@ -52,11 +61,18 @@ def synthetic_artifacts(n_nodes: int, seed: int = 7) -> tuple[dict, dict]:
             nodes[test_id] = _test(test_id, package, folder, test_name, unique_id)
             test_status = "skipped" if downstream or index == failed_model else "pass"
             results.append({"unique_id": test_id, "status": test_status, "message": None, "failures": 0})
+    parent_map = {unique_id: list(node["depends_on"]["nodes"]) for unique_id, node in nodes.items()}
+    child_map: dict[str, list[str]] = {unique_id: [] for unique_id in nodes}
+    for unique_id, parents_of in parent_map.items():
+        for parent in parents_of:
+            child_map[parent].append(unique_id)
     manifest = {
         "metadata": {"dbt_schema_version": MANIFEST_SCHEMA, "invocation_id": "bench"},
         "nodes": nodes,
         "sources": {},
         "macros": {},
+        "parent_map": parent_map,
+        "child_map": child_map,
         "unit_tests": {},
     }
     run_results = {
@@ -138,7 +154,7 @@ def main() -> int:
 
     print(f"nodes in manifest:        {n_nodes:,}")
     print(f"nodes to rerun:           {len(plan.unique_ids):,}")
-    print(f"command length:           {len(str(plan.command)):,} characters")
+    print(f"command length:           {len(str(plan.command)):,} characters (root failure)")
     print(f"artifacts on disk:        {artifact_bytes / 2**20:,.1f} MiB")
     print(f"load (parse+validate):    {loaded - started:.2f} s")
     print(f"plan (retry set+select):  {finished - loaded:.2f} s")
@@ -148,6 +164,19 @@ def main() -> int:
     print(
         f"process max RSS:          {rss_after / 2**20:,.1f} MiB (before load: {rss_before / 2**20:,.1f} MiB)"
     )
+    print("command length per fixture scenario (tests/rerun_parser/fixtures):")
+    for folder in sorted(path for path in FIXTURES_DIR.iterdir() if path.is_dir()):
+        fixture_plan = plan_step_rerun(
+            load_run_results(folder / "run_results.json"), load_manifest(folder / "manifest.json")
+        )
+        if isinstance(fixture_plan, NothingToRerun):
+            print(f"  {folder.name:<32} nothing to rerun")
+            continue
+        enumerated = fixture_plan.enumerated_command or fixture_plan.command
+        print(
+            f"  {folder.name:<32} {len(str(fixture_plan.command)):>6,} characters "
+            f"(one selector per node: {len(str(enumerated)):,}; {len(fixture_plan.unique_ids)} nodes)"
+        )
     return 0
 
 

@@ -5,6 +5,11 @@ gone) there is no previous run_results.json next to the project; the artifacts c
 package turns those artifacts into an explicit ``dbt <cmd> --select <exact nodes> --indirect-selection
 empty <replayed flags>`` that selects the same nodes retry would.
 
+With a manifest that has its graph (``child_map``), the command is the shortest one proven exact:
+``fqn:<failed node>+`` for what failed and everything skipped below it, intersected with the original
+``tag:`` selection or minus ``--exclude`` nodes where that is what retry reruns (``compact.py``); the
+one-selector-per-node form stays available as ``StepRerun.enumerated_command``.
+
     plan = plan_step_rerun(load_run_results(path), load_manifest(manifest_path))
 """
 

@@ -12,10 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from include.rerun_parser.artifacts import Manifest, RunResults
+from include.rerun_parser.compact import compact_selection
 from include.rerun_parser.errors import UnsupportedCommandError
 from include.rerun_parser.replayed_flags import replayed_flags
 from include.rerun_parser.retry_set import retry_statuses, unique_ids_to_retry
-from include.rerun_parser.selectors import Selection, best_effort_selection, exact_selection
+from include.rerun_parser.selectors import (
+    best_effort_selection,
+    exact_selection,
+    exact_selection_with_collisions,
+)
 
 #: ``args.which`` -> dbt sub-command words; exactly the commands dbt 1.11 ``retry`` can replay.
 RETRYABLE_COMMANDS: dict[str, tuple[str, ...]] = {
@@ -52,6 +57,8 @@ class StepRerun:
     command: DbtCommand
     unique_ids: tuple[str, ...]
     exact: bool
+    #: The same rerun as one selector per node, when ``command`` is shorter (graph operators/exclusions).
+    enumerated_command: DbtCommand | None = None
 
 
 @dataclass(frozen=True)
@@ -111,17 +118,29 @@ def plan_step_rerun(
             f"among {len(run_results.results)} result(s) of 'dbt {run_results.command}'"
         )
     argv = ["dbt", *words]
-    exact = True
+    tail = replayed_flags(run_results.args) + (["--warn-error"] if warn_error else [])
     if run_results.command == "run-operation":
-        argv += _run_operation_arguments(run_results)
+        return StepRerun(DbtCommand((*argv, *_run_operation_arguments(run_results), *tail)), unique_ids, True)
+    compact = None
+    if manifest is None:
+        selection = best_effort_selection(unique_ids)
     else:
-        selection = _selection(unique_ids, manifest, run_results.command)
-        exact = selection.exact
-        argv += ["--select", *selection.selectors, "--indirect-selection", "empty"]
-    argv += replayed_flags(run_results.args)
-    if warn_error:
-        argv.append("--warn-error")
-    return StepRerun(DbtCommand(tuple(argv)), unique_ids, exact)
+        selection, collisions = exact_selection_with_collisions(unique_ids, manifest, run_results.command)
+        compact = compact_selection(
+            unique_ids,
+            manifest,
+            run_results.command,
+            dict(zip(unique_ids, selection.selectors, strict=True)),
+            collisions,
+            lambda others: exact_selection(others, manifest, run_results.command).selectors,
+            original_select=run_results.args.get("select"),
+        )
+    enumerated = ["--select", *selection.selectors]
+    enumerated_command = DbtCommand((*argv, *enumerated, "--indirect-selection", "empty", *tail))
+    if compact is not None and _length(compact.argv()) < _length(enumerated):
+        command = DbtCommand((*argv, *compact.argv(), "--indirect-selection", "empty", *tail))
+        return StepRerun(command, unique_ids, selection.exact, enumerated_command)
+    return StepRerun(enumerated_command, unique_ids, selection.exact)
 
 
 def plan_job_rerun(
@@ -154,10 +173,8 @@ def plan_job_rerun(
     return JobRerun((DbtCommand.parse(failed.command), *later), failed_index, None, True)
 
 
-def _selection(unique_ids: Sequence[str], manifest: Manifest | None, command: str) -> Selection:
-    if manifest is None:
-        return best_effort_selection(unique_ids)
-    return exact_selection(unique_ids, manifest, command)
+def _length(arguments: Sequence[str]) -> int:
+    return len(shlex.join(arguments))
 
 
 def _run_operation_arguments(run_results: RunResults) -> list[str]:

@@ -23,7 +23,9 @@ from include.rerun_parser.errors import AmbiguousSelectionError, MismatchedArtif
 #: Resource types each command executes; a selector collision with any other type is harmless.
 #: None: the command acts on every kind of node (compile, docs generate).
 EXECUTED_RESOURCE_TYPES: dict[str, frozenset[str] | None] = {
-    "build": frozenset({"model", "seed", "snapshot", "test", "unit_test", "function"}),
+    "build": frozenset(
+        {"model", "seed", "snapshot", "test", "unit_test", "function", "saved_query", "exposure"}
+    ),
     "run": frozenset({"model"}),
     "test": frozenset({"test", "unit_test"}),
     "seed": frozenset({"seed"}),
@@ -45,6 +47,13 @@ class Selection:
 
 def exact_selection(unique_ids: Sequence[str], manifest: Manifest, command: str) -> Selection:
     """One selector per node, each proven (against ``manifest``) to select that node alone."""
+    return exact_selection_with_collisions(unique_ids, manifest, command)[0]
+
+
+def exact_selection_with_collisions(
+    unique_ids: Sequence[str], manifest: Manifest, command: str
+) -> tuple[Selection, dict[str, list[ManifestNode]]]:
+    """``exact_selection``, plus each node's fqn collisions of any type (for graph-operator selectors)."""
     missing = [unique_id for unique_id in unique_ids if unique_id not in manifest.nodes]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -60,10 +69,30 @@ def exact_selection(unique_ids: Sequence[str], manifest: Manifest, command: str)
                 f"{target.unique_id}: its fqn {'.'.join(target.fqn)} contains a glob character, "
                 "which dbt's fqn selector would expand"
             )
+    collisions = fqn_collisions(targets, manifest)
+    return Selection(narrowed_selectors(targets, command, collisions), True), collisions
+
+
+def fqn_collisions(targets: Sequence[ManifestNode], manifest: Manifest) -> dict[str, list[ManifestNode]]:
+    """For each target, every other node (of any resource type) its ``fqn:`` selector also matches."""
+    return _fqn_collisions(targets, manifest.nodes.values(), None)
+
+
+def narrowed_selectors(
+    targets: Sequence[ManifestNode], command: str, collisions: dict[str, list[ManifestNode]]
+) -> tuple[str, ...]:
+    """Each target's selector, narrowed until it picks none of its colliding nodes ``command`` executes."""
     executed_types = EXECUTED_RESOURCE_TYPES.get(command)
-    collisions = _fqn_collisions(targets, manifest.nodes.values(), executed_types)
-    return Selection(
-        tuple(_narrowed_selector(target, collisions.get(target.unique_id, ())) for target in targets), True
+    return tuple(
+        _narrowed_selector(
+            target,
+            [
+                node
+                for node in collisions.get(target.unique_id, ())
+                if executed_types is None or node.resource_type in executed_types
+            ],
+        )
+        for target in targets
     )
 
 
@@ -121,8 +150,11 @@ def _targets_selecting(
         hits.add(by_selector_string[leaf])
     if candidate.is_versioned:
         hits.update(by_version_key.get("_".join(fqn[-2:]), ()))
-    flat = tuple(part for segment in fqn for part in segment.split("."))
-    unscoped = tuple(part for segment in fqn[1:] for part in segment.split("."))
+    if ".".join(fqn).count(".") == len(fqn) - 1:  # no dotted segment (the usual case): fqn is flat
+        flat, unscoped = fqn, fqn[1:]
+    else:
+        flat = tuple(part for segment in fqn for part in segment.split("."))
+        unscoped = tuple(part for segment in fqn[1:] for part in segment.split("."))
     for length in lengths:
         if length > len(flat):
             break

@@ -299,7 +299,8 @@ def get_environment(request: Request, account_id: Id, project_id: Id, environmen
 def get_environment_variables(request: Request, account_id: Id, project_id: Id) -> dict[str, Any]:
     ctx = context(request)
     project_or_404(ctx, account_id, project_id)
-    return serializers.envelope(env_vars.describe(ctx.config, ctx.store, project_id))
+    data = env_vars.describe(ctx.config, ctx.store, project_id)
+    return {**serializers.envelope(data), "extra": None, "error_code": None}
 
 
 def body_too_large() -> ApiError:
@@ -416,7 +417,7 @@ async def create_environment_variables(request: Request, account_id: Id, project
                     "status": "success",
                     "status_code": 201,
                     "key_name": change.name,
-                    "data": {"message": "Environment variable saved", "new_var_ids": written},
+                    "data": {"message": "Environment variable saved", "new_var_ids": written, "failures": []},
                 }
             )
         return results
@@ -457,7 +458,12 @@ async def update_environment_variables(request: Request, account_id: Id, project
         return env_vars.apply_change(ctx.store, project_id, change)
 
     written, deleted = await run_in_threadpool(apply)
-    data = {"message": "Environment variable updated", "new_var_ids": written, "deleted_var_ids": deleted}
+    data = {
+        "message": "Environment variable updated",
+        "new_var_ids": written,
+        "deleted_var_ids": deleted,
+        "failures": [],
+    }
     return {"status": serializers.response_status(), "data": data}
 
 
@@ -523,10 +529,9 @@ def list_jobs(request: Request, account_id: Id) -> dict[str, Any]:
     )
 
 
-@router.get("/api/v2/accounts/{account_id}/jobs/{job_id}")
 @router.get("/api/v2/accounts/{account_id}/jobs/{job_id}/")
 def get_job(request: Request, account_id: Id, job_id: Id) -> dict[str, Any]:
-    """Served with and without the trailing slash: the provider's ``get_job`` omits it."""
+    """The provider's ``get_job`` omits the trailing slash: ``app.TrailingSlashOptional`` serves it."""
     ctx = context(request)
     job = job_or_404(ctx, account_id, job_id)
     return serializers.envelope(serializers.job(job, ctx.config, ctx.store.count_runs_for_job(job.id, ERROR)))
@@ -742,7 +747,12 @@ def list_artifacts(request: Request, account_id: Id, run_id: Id) -> dict[str, An
     ctx = context(request)
     run = run_or_404(ctx, account_id, run_id)
     step = _artifact_step(request, ctx, run)
-    return serializers.envelope(RunWorkspace(ctx.data_dir, run_id).list_artifacts(step))
+    paths = RunWorkspace(ctx.data_dir, run_id).list_artifacts(step)
+    # The spec's ``ListOfStringsEnveloped`` has no ``extra``; every list here carries it all the same.
+    filters = {"account_id": account_id, "run_id": run_id, "step": step}
+    return serializers.list_envelope(
+        paths, total=len(paths), limit=len(paths), offset=0, filters=filters, order_by="path"
+    )
 
 
 @router.get("/api/v2/accounts/{account_id}/runs/{run_id}/artifacts/{path:path}")

@@ -22,6 +22,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dbt_cloud_local import __version__, api, pages, serializers
 from dbt_cloud_local.api import MAX_BODY_BYTES, MAX_INT64, ApiError, ServerContext
@@ -108,6 +110,35 @@ def _authorize(request: Request, config: Config) -> JSONResponse | None:
             "Fix: use a token valid for every account (a plain string under `api_tokens`).",
         )
     return None
+
+
+class TrailingSlashOptional:
+    """
+    Serve every route with and without its trailing slash, like dbt Cloud (clients such as the
+    provider's ``get_job`` call ``.../jobs/7`` without it). Before routing, a path that no route
+    matches is rewritten to its other form (slash added or removed) when a route matches that one.
+    No redirect: a 307 makes some clients drop the body of a POST, so both forms get the same answer.
+    Routes are read from the app at request time, so a route added later is covered too.
+    """
+
+    def __init__(self, app: ASGIApp, routes: Any) -> None:
+        self.app = app
+        self.routes = routes
+
+    def _served(self, scope: Scope, path: str) -> bool:
+        probe = {**scope, "path": path}
+        return any(route.matches(probe)[0] != Match.NONE for route in self.routes())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path not in ("", "/") and not self._served(scope, path):
+            other = path[:-1] if path.endswith("/") else path + "/"
+            if self._served(scope, other):
+                raw = scope.get("raw_path")
+                if isinstance(raw, bytes):
+                    raw = raw[:-1] if raw.endswith(b"/") else raw + b"/"
+                scope = {**scope, "path": other, "raw_path": raw}
+        await self.app(scope, receive, send)
 
 
 def _wants_html(request: Request) -> bool:
@@ -212,4 +243,6 @@ def create_app(ctx: ServerContext, faults: FaultInjector) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    # Added last, so it wraps everything: the guard and the routes see the normalised path.
+    app.add_middleware(TrailingSlashOptional, routes=lambda: app.router.routes)
     return app

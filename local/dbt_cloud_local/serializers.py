@@ -1,10 +1,12 @@
 """
 Shape API objects the way dbt Cloud does, within the official OpenAPI schemas.
 
-The official specs declare no field ``nullable``, so a field that has no value yet (``finished_at``
-of a running run, ``git_sha`` when none was given) is left out instead of being ``null``; clients
-should read such fields with ``.get``. Timestamps are RFC 3339 (``2025-01-31T12:00:00.123456+00:00``)
-as the spec's ``date-time`` format requires (the hosted API prints a space instead of the ``T``).
+Every field the schemas list is present; one without a value (``finished_at`` of a running run,
+``git_sha`` when none was given) is ``null``, never omitted, as dbt Cloud sends it. The specs declare
+no field ``nullable``: they disagree with dbt Cloud there, and we follow dbt Cloud (the contract test
+validates with every field nullable; types, formats and enums still hold). Timestamps are RFC 3339
+(``2025-01-31T12:00:00.123456+00:00``) as the spec's ``date-time`` format requires (the hosted API
+prints a space instead of the ``T``).
 """
 
 from __future__ import annotations
@@ -21,14 +23,10 @@ STATIC_TIMESTAMP = "2025-01-01T00:00:00+00:00"
 FAR_FUTURE = "2099-12-31T00:00:00+00:00"
 
 
-#: Fields the spec leaves untyped (so ``null`` is valid) and that dbt Cloud sends as ``null``.
-KEEP_NULL = frozenset({"job_completion_trigger_condition"})
-
-
 def compact(value: Any) -> Any:
-    """Drop ``None`` values from mappings, recursively (see the module docstring)."""
+    """Drop ``None`` values from mappings, recursively (only for the echoed ``extra.filters``)."""
     if isinstance(value, dict):
-        return {key: compact(item) for key, item in value.items() if item is not None or key in KEEP_NULL}
+        return {key: compact(item) for key, item in value.items() if item is not None}
     if isinstance(value, list):
         return [compact(item) for item in value]
     return value
@@ -44,7 +42,7 @@ def response_status(code: int = 200, user_message: str = "Success!", developer_m
 
 
 def envelope(data: Any) -> dict[str, Any]:
-    return {"status": response_status(), "data": compact(data)}
+    return {"status": response_status(), "data": data}
 
 
 def list_envelope(
@@ -53,7 +51,7 @@ def list_envelope(
     """A list response with the ``extra`` block the provider's paginator reads."""
     return {
         "status": response_status(),
-        "data": compact(items),
+        "data": items,
         "extra": {
             "filters": {**compact(filters), "limit": limit, "offset": offset},
             "order_by": order_by,
@@ -101,6 +99,8 @@ def account(item: Account) -> dict[str, Any]:
         "static_subdomain": "",
         "vanity_subdomain": "",
         "run_locked_until": STATIC_TIMESTAMP,
+        "docs_job_id": None,
+        "freshness_job_id": None,
         "copilot_locked_until": STATIC_TIMESTAMP,
         "agent_credit_locked": False,
         "account_migration_events": [],
@@ -110,9 +110,31 @@ def account(item: Account) -> dict[str, Any]:
     }
 
 
-def project_ref(item: Project) -> dict[str, Any]:
-    """The nested ``Project`` object."""
-    return {"id": item.id, "name": item.name, "account_id": item.account_id, "state": 1, "type": 0}
+def _project_jobs(item: Project, config: Config) -> tuple[Job | None, Job | None]:
+    """The project's docs and freshness jobs: its first jobs generating docs and sources."""
+    jobs = sorted((job for job in config.jobs.values() if job.project_id == item.id), key=lambda job: job.id)
+    docs_job = next((job for job in jobs if job.generate_docs), jobs[0] if jobs else None)
+    freshness_job = next((job for job in jobs if job.run_generate_sources), docs_job)
+    return docs_job, freshness_job
+
+
+def project_ref(item: Project, config: Config) -> dict[str, Any]:
+    """The nested ``Project`` object (in jobs and environments)."""
+    docs_job, freshness_job = _project_jobs(item, config)
+    return {
+        "id": item.id,
+        "name": item.name,
+        "account_id": item.account_id,
+        "description": f"dbt project at {item.dbt_project_dir.name}",
+        "connection_id": item.id,
+        "repository_id": None,
+        "semantic_layer_config_id": None,
+        "state": 1,
+        "dbt_project_subdirectory": None,
+        "docs_job_id": docs_job.id if docs_job else None,
+        "freshness_job_id": freshness_job.id if freshness_job else None,
+        "type": 0,
+    }
 
 
 def environment_v2(item: Environment) -> dict[str, Any]:
@@ -123,26 +145,40 @@ def environment_v2(item: Environment) -> dict[str, Any]:
         "project_id": item.project_id,
         "name": item.name,
         "dbt_version": item.dbt_version,
+        "connection_id": item.project_id,
+        "credentials_id": item.id,
+        "repository_id": None,
+        "extended_attributes_id": None,
         "use_custom_branch": True,
         "custom_branch": item.custom_branch,
+        "dbt_project_subdirectory": None,
         "supports_docs": True,
         "deployment_type": item.deployment_type,
         "type": "deployment",
+        "created_by_id": None,
         "state": 1,
+    }
+
+
+def environment_v3_ref(item: Environment) -> dict[str, Any]:
+    """The nested ``EnvironmentV3`` object (in projects)."""
+    return {
+        **environment_v2(item),
+        "enable_model_query_history": False,
+        "enable_dbt_state": False,
+        "primary_profile_id": None,
     }
 
 
 def environment_v3(item: Environment, config: Config) -> dict[str, Any]:
     """An ``EnvironmentV3Response``."""
     return {
-        **environment_v2(item),
+        **environment_v3_ref(item),
         "raw_dbt_version": item.dbt_version,
         "is_deferrable": False,
-        "enable_model_query_history": False,
-        "enable_dbt_state": False,
         "created_at": STATIC_TIMESTAMP,
         "updated_at": STATIC_TIMESTAMP,
-        "project": project_ref(config.projects[item.project_id]),
+        "project": project_ref(config.projects[item.project_id], config),
         "credentials": {
             "id": item.id,
             "account_id": item.account_id,
@@ -153,8 +189,23 @@ def environment_v3(item: Environment, config: Config) -> dict[str, Any]:
             "username": "local",
             "default_schema": "main",
             "target_name": "default",
+            "adapter_version": None,
         },
         "fusion_readiness": {},
+    }
+
+
+def schedule() -> dict[str, Any]:
+    """
+    A job's ``schedule``. Local jobs run only when triggered (``triggers.schedule`` is false), and like
+    dbt Cloud a job without a schedule still carries the default one (every hour). dbt Cloud sends
+    ``date`` and ``time`` as objects (``HumanReadableSchedule``) in jobs and in a run's ``job`` alike;
+    the spec's ``InternalJobDefinition`` (a run's ``job``) says strings: we follow dbt Cloud.
+    """
+    return {
+        "cron": "0 * * * *",
+        "date": {"type": "every_day", "days": None, "cron": None},
+        "time": {"type": "every_hour", "interval": 1, "hours": None},
     }
 
 
@@ -168,6 +219,8 @@ def job_definition_v2(item: Job) -> dict[str, Any]:
         "name": item.name,
         "description": item.description,
         "dbt_version": None,
+        "deferring_environment_id": None,
+        "deferring_job_definition_id": None,
         "execute_steps": list(item.execute_steps),
         "execution": {"timeout_seconds": item.timeout_seconds},
         "generate_docs": item.generate_docs,
@@ -175,8 +228,10 @@ def job_definition_v2(item: Job) -> dict[str, Any]:
         "job_type": "other",
         "lifecycle_webhooks": False,
         "run_compare_changes": False,
+        "compare_changes_flags": "--select state:modified",
         "run_lint": False,
         "errors_on_lint_failure": False,
+        "cost_optimization_features": [],
         "settings": {"threads": item.threads or 4, "target_name": item.target_name or "default"},
         "state": 1,
         "triggers": {
@@ -187,26 +242,24 @@ def job_definition_v2(item: Job) -> dict[str, Any]:
             "custom_branch_only": False,
         },
         "triggers_on_draft_pr": False,
+        "schedule": schedule(),
+        "job_completion_trigger_condition": None,
+        "created_at": item.created_at,
+        "updated_at": item.created_at,
     }
 
 
 def project_v3(item: Project, config: Config) -> dict[str, Any]:
     """A ``ProjectResponse``. The spec requires docs/freshness jobs: we name the project's first jobs."""
     environments = [env for env in config.environments.values() if env.project_id == item.id]
-    jobs = [job for job in config.jobs.values() if job.project_id == item.id]
-    docs_job = next((job for job in jobs if job.generate_docs), jobs[0] if jobs else None)
-    freshness_job = next((job for job in jobs if job.run_generate_sources), docs_job)
+    docs_job, freshness_job = _project_jobs(item, config)
     placeholder_job = docs_job or Job(
         id=0, account_id=item.account_id, project_id=item.id, environment_id=0, name="", description="",
         execute_steps=("dbt build",), generate_docs=False, run_generate_sources=False, threads=None,
         target_name=None, timeout_seconds=0, created_at=STATIC_TIMESTAMP,
     )  # fmt: skip
     return {
-        **project_ref(item),
-        "description": f"dbt project at {item.dbt_project_dir.name}",
-        "dbt_project_subdirectory": "",
-        "docs_job_id": docs_job.id if docs_job else None,
-        "freshness_job_id": freshness_job.id if freshness_job else None,
+        **project_ref(item, config),
         "created_at": STATIC_TIMESTAMP,
         "updated_at": STATIC_TIMESTAMP,
         "connection": {
@@ -215,17 +268,27 @@ def project_v3(item: Project, config: Config) -> dict[str, Any]:
             "project_id": item.id,
             "name": "DuckDB (local)",
             "type": "adapter",
+            "adapter_version": None,
+            "created_by_id": None,
+            "created_by_service_token_id": None,
             "state": 1,
+            "private_link_endpoint_id": None,
+            "oauth_configuration_id": None,
         },
-        "environments": [
-            {key: value for key, value in environment_v2(env).items() if key != "id"} | {"id": env.id}
-            for env in environments
-        ],
+        "environments": [environment_v3_ref(env) for env in environments],
         "repository": {
             "account_id": item.account_id,
             "project_id": item.id,
-            "state": 1,
+            "full_name": None,
             "remote_backend": "manual_config",
+            "git_clone_strategy": None,
+            "deploy_key_id": None,
+            "repository_credentials_id": None,
+            "github_installation_id": None,
+            "github_webhook_id": None,
+            "state": 1,
+            "private_link_endpoint_id": None,
+            "git_provider_id": None,
         },
         "group_permissions": [],
         "docs_job": job_definition_v2(docs_job or placeholder_job),
@@ -245,11 +308,14 @@ def job(item: Job, config: Config, run_failure_count: int = 0) -> dict[str, Any]
         "is_deferrable": False,
         "lifecycle_webhooks_url": "",
         "run_failure_count": run_failure_count,
-        "job_completion_trigger_condition": None,
-        "created_at": item.created_at,
-        "updated_at": item.created_at,
-        "account": {"id": item.account_id, "name": config.accounts[item.account_id].name, "state": 1},
-        "project": project_ref(config.projects[item.project_id]),
+        "account": {
+            "id": item.account_id,
+            "name": config.accounts[item.account_id].name,
+            "state": 1,
+            "docs_job_id": None,
+            "freshness_job_id": None,
+        },
+        "project": project_ref(config.projects[item.project_id], config),
         "environment": environment_v2(environment),
         "fusion_readiness": {},
         "generate_sources": item.run_generate_sources,
@@ -325,6 +391,27 @@ def run_step(
     }
 
 
+#: The ``RunTrigger`` fields: those a run was not given are null.
+TRIGGER_FIELDS = (
+    "cause",
+    "job_definition_id",
+    "git_branch",
+    "git_sha",
+    "azure_pull_request_id",
+    "github_pull_request_id",
+    "gitlab_merge_request_id",
+    "non_native_pull_request_id",
+    "schema_override",
+    "dbt_version_override",
+    "threads_override",
+    "target_name_override",
+    "generate_docs_override",
+    "timeout_seconds_override",
+    "steps_override",
+    "cause_category",
+)
+
+
 def run_href(base_url: str, run: dict[str, Any]) -> str:
     return f"{base_url}/deploy/{run['account_id']}/projects/{run['project_id']}/runs/{run['id']}/"
 
@@ -365,6 +452,7 @@ def run(
         "git_branch": item["git_branch"],
         "git_sha": item["git_sha"],
         "owner_thread_id": None,
+        "deferring_run_id": None,
         "executed_by_thread_id": "dbt-run" if item["dequeued_at"] else None,
         "artifacts_saved": bool(item["artifacts_saved"]),
         "artifact_s3_path": f"runs/{item['id']}/steps" if item["artifacts_saved"] else None,
@@ -399,9 +487,22 @@ def run(
         "retry_not_supported_reason": None if status == ERROR else "RETRY_NOT_FAILED_RUN",
         "used_repo_cache": False,
         "href": run_href(base_url, item),
+        # Related objects are null (run_steps empty) unless ``include_related`` asks for them.
+        "trigger": None,
+        "job": None,
+        "environment": None,
+        "run_steps": [],
+        "deprecation": None,
+        "audit": None,
     }
     if "trigger" in include:
-        data["trigger"] = {"id": item["id"], **trigger, "created_at": created, "updated_at": created}
+        data["trigger"] = {
+            "id": item["id"],
+            **dict.fromkeys(TRIGGER_FIELDS),
+            **trigger,
+            "created_at": created,
+            "updated_at": created,
+        }
     if "job" in include and job_config is not None:
         data["job"] = job_definition_v2(job_config) | {"dbt_version": data["dbt_version"]}
     if "environment" in include and environment is not None:

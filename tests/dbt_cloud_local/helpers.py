@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import subprocess
@@ -171,3 +173,108 @@ def run_async_probe(server: LocalDbtCloud, run_id: int, retry_limit: int = 1) ->
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# The official OpenAPI specs, as data ---------------------------------------------------------------
+
+SPEC_DIR = Path("/work/shared/reference/dbt-cloud-openapi")
+if not SPEC_DIR.exists():  # the specs also live next to the repository in CI checkouts
+    SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "dbt-cloud-openapi"
+
+
+@functools.cache
+def spec(version: str) -> dict[str, Any]:
+    return yaml.safe_load((SPEC_DIR / f"openapi-{version}.yaml").read_text())
+
+
+def _nullable(node: Any) -> Any:
+    """
+    The spec with every schema ``nullable``. The specs declare no field nullable, yet dbt Cloud sends
+    ``null`` for a field without a value (``finished_at`` of a running run, ``git_sha`` when none was
+    given; the API reference's example responses show them): the local server follows dbt Cloud, so
+    responses are validated as if each field allowed null. Types, formats and enums still apply.
+    """
+    if isinstance(node, dict):
+        relaxed = {key: _nullable(value) for key, value in node.items()}
+        if "$ref" not in relaxed and any(k in relaxed for k in ("type", "allOf", "oneOf", "anyOf", "enum")):
+            relaxed["nullable"] = True
+            if "enum" in relaxed and None not in relaxed["enum"]:
+                relaxed["enum"] = [*relaxed["enum"], None]
+        return relaxed
+    if isinstance(node, list):
+        return [_nullable(item) for item in node]
+    return node
+
+
+def _inlined(version: str, node: Any) -> Any:
+    """``node`` with every ``$ref`` replaced by its schema (for moving a schema between the specs)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inlined(version, resolve(version, node))
+        return {key: _inlined(version, value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inlined(version, item) for item in node]
+    return node
+
+
+@functools.cache
+def nullable_components(version: str) -> dict[str, Any]:
+    components = copy.deepcopy(spec(version)["components"])
+    # dbt Cloud sends every job's ``schedule`` with ``date``/``time`` objects (``HumanReadableSchedule``),
+    # also where the specs say ``JobDefinitionSchedule`` (strings): a run's ``job``, a project's
+    # ``docs_job``. The server follows dbt Cloud (``serializers.schedule``), so the test does too.
+    components["schemas"]["JobDefinitionSchedule"] = _inlined(
+        "v2", {"$ref": "#/components/schemas/HumanReadableSchedule"}
+    )
+    return _nullable(components)
+
+
+def resolve(version: str, schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = spec(version)["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def validate_against_spec(version: str, schema: dict[str, Any], body: Any) -> None:
+    """Validate ``body`` with the OpenAPI 3.0 read validator (required read-only fields and formats
+    count), fields being nullable as dbt Cloud sends them (see ``_nullable``)."""
+    from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
+
+    document = {**_nullable(schema), "components": nullable_components(version)}
+    errors = sorted(
+        OAS30ReadValidator(document, format_checker=oas30_format_checker).iter_errors(body),
+        key=lambda e: list(map(str, e.path)),
+    )
+    messages = [f"{'/'.join(map(str, error.path))}: {error.message[:300]}" for error in errors[:10]]
+    assert not errors, "\n".join(messages)
+
+
+#: Names that steer dbt's own paths or behaviour (dbt's global configs and env-var docs, dbt Cloud's
+#: reserved prefixes): the API, the CLI and the config must refuse every one of them.
+RESERVED_NAME_EXAMPLES = [
+    "DBT_PROJECT_DIR",
+    "DBT_PROFILES_DIR",
+    "DBT_TARGET_PATH",
+    "DBT_LOG_PATH",
+    "DBT_PACKAGES_INSTALL_PATH",
+    "DBT_STATE",
+    "DBT_DEFER_STATE",
+    "DBT_FAVOR_STATE",
+    "DBT_ARTIFACT_STATE_PATH",
+    "DBT_PROFILE",
+    "DBT_TARGET",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS",
+    "DBT_LOG_FORMAT",
+    "DBT_QUIET",
+    "DBT_PRINTER_WIDTH",
+    "DBT_USE_COLORS",
+    "DBT_WRITE_JSON",
+    "DBT_PARTIAL_PARSE",
+    "DBT_FAIL_FAST",
+    "DBT_WARN_ERROR",
+    "DBT_ENGINE_PROFILES_DIR",
+    "DBT_CLOUD_RUN_ID",
+    "DBT_ENGINE_TARGET_PATH",
+    "DBT_RECORDER_MODE",
+    "DBT_CLOUD_JOB_ID",
+]

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import (
+    RESERVED_NAME_EXAMPLES,
     TOKEN,
     assert_error_envelope,
     cli,
@@ -223,33 +224,8 @@ def test_an_oversized_variable_value_is_400_and_stores_nothing(server: LocalDbtC
 
 # Reserved environment variables -----------------------------------------------------------------
 
-RESERVED = [
-    "DBT_PROJECT_DIR",
-    "DBT_PROFILES_DIR",
-    "DBT_TARGET_PATH",
-    "DBT_LOG_PATH",
-    "DBT_PACKAGES_INSTALL_PATH",
-    "DBT_STATE",
-    "DBT_DEFER_STATE",
-    "DBT_FAVOR_STATE",
-    "DBT_ARTIFACT_STATE_PATH",
-    "DBT_PROFILE",
-    "DBT_TARGET",
-    "DBT_SEND_ANONYMOUS_USAGE_STATS",
-    "DBT_LOG_FORMAT",
-    "DBT_QUIET",
-    "DBT_PRINTER_WIDTH",
-    "DBT_USE_COLORS",
-    "DBT_WRITE_JSON",
-    "DBT_PARTIAL_PARSE",
-    "DBT_FAIL_FAST",
-    "DBT_WARN_ERROR",
-    "DBT_ENGINE_PROFILES_DIR",
-    "DBT_CLOUD_RUN_ID",
-]
 
-
-@pytest.mark.parametrize("name", RESERVED)
+@pytest.mark.parametrize("name", RESERVED_NAME_EXAMPLES)
 def test_reserved_variables_are_refused_by_the_api(server: LocalDbtCloud, name: str) -> None:
     with server.client() as client:
         created = client.post(BULK_URL, json={"env_var": [{"new_name": name, "project": "/tmp/elsewhere"}]})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import RESERVED_NAME_EXAMPLES
 
 from dbt_cloud_local import env_vars
 from dbt_cloud_local.commands import CommandError, parse_step
@@ -151,34 +152,7 @@ def test_symlinks_out_of_the_target_are_not_followed(tmp_path: Path) -> None:
     assert workspace.list_artifacts(1) == []
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "DBT_PROJECT_DIR",
-        "DBT_PROFILES_DIR",
-        "DBT_TARGET_PATH",
-        "DBT_LOG_PATH",
-        "DBT_PACKAGES_INSTALL_PATH",
-        "DBT_STATE",
-        "DBT_DEFER_STATE",
-        "DBT_FAVOR_STATE",
-        "DBT_ARTIFACT_STATE_PATH",
-        "DBT_PROFILE",
-        "DBT_TARGET",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS",
-        "DBT_LOG_FORMAT",
-        "DBT_QUIET",
-        "DBT_PRINTER_WIDTH",
-        "DBT_USE_COLORS",
-        "DBT_WRITE_JSON",
-        "DBT_PARTIAL_PARSE",
-        "DBT_FAIL_FAST",
-        "DBT_WARN_ERROR",
-        "DBT_ENGINE_TARGET_PATH",
-        "DBT_RECORDER_MODE",
-        "DBT_CLOUD_JOB_ID",
-    ],
-)
+@pytest.mark.parametrize("name", RESERVED_NAME_EXAMPLES)
 def test_names_that_steer_dbt_are_reserved(name: str) -> None:
     assert env_vars.reserved_reason(name)
     with pytest.raises(env_vars.EnvVarError, match=f"{name} is reserved: "):

@@ -85,9 +85,19 @@ def prune_run_results(document: dict) -> dict:
 
 
 def prune_manifest(document: dict) -> dict:
-    """Keep every node with the fields selection depends on; drop SQL, columns, docs and macros."""
-    keep = ("unique_id", "resource_type", "package_name", "name", "fqn", "version", "original_file_path")
-    pruned: dict = {"metadata": document["metadata"]}
+    """Keep every node with the fields selection depends on, and the graph (``child_map``, which graph
+    operators walk); drop SQL, columns, docs and macros."""
+    keep = (
+        "unique_id",
+        "resource_type",
+        "package_name",
+        "name",
+        "fqn",
+        "version",
+        "original_file_path",
+        "tags",
+    )
+    pruned: dict = {"metadata": document["metadata"], "child_map": document["child_map"]}
     for section in (
         "nodes",
         "sources",

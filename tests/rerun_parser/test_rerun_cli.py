@@ -24,10 +24,7 @@ def test_prints_one_exact_command_line():
     folder = FIXTURES / "package_model_same_name"
     result = cli(folder / "run_results.json", "--manifest", folder / "manifest.json")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (
-        "dbt build --select fqn:jaffle_utils.stg_payments fqn:jaffle_utils.not_null_stg_payments_payment_id"
-        " fqn:jaffle_utils.unique_stg_payments_payment_id --indirect-selection empty\n"
-    )
+    assert result.stdout == "dbt build --select fqn:jaffle_utils.stg_payments+ --indirect-selection empty\n"
     assert result.stderr == ""
 
 

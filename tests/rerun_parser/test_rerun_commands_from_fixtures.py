@@ -26,7 +26,15 @@ def plan_for(scenario: str, **options) -> StepRerun | NothingToRerun:
 
 
 def selectors(plan: StepRerun) -> list[str]:
+    """The --select values (and --exclude values after "--exclude") of the plan's command."""
     argv = list(plan.command.argv)
+    start = argv.index("--select") + 1
+    return argv[start : argv.index("--indirect-selection")]
+
+
+def enumerated_selectors(plan: StepRerun) -> list[str]:
+    """The --select values of the one-selector-per-node form of the plan's command."""
+    argv = list((plan.enumerated_command or plan.command).argv)
     start = argv.index("--select") + 1
     return argv[start : argv.index("--indirect-selection")]
 
@@ -37,27 +45,31 @@ def test_failed_model_reruns_it_with_its_tests_and_skipped_downstream_only():
     assert "model.jaffle_shop.stg_orders" in plan.unique_ids
     assert "model.jaffle_shop.customers" in plan.unique_ids
     assert "model.jaffle_shop.stg_customers" not in plan.unique_ids  # succeeded: not rerun
-    assert len(selectors(plan)) == len(plan.unique_ids)
+    assert len(enumerated_selectors(plan)) == len(plan.unique_ids)
     assert plan.command.argv[-2:] == ("--indirect-selection", "empty")
-    assert not any("+" in selector for selector in selectors(plan))
+    assert not any("+" in selector for selector in enumerated_selectors(plan))
+    # Everything below stg_orders failed or was skipped: one graph selector says it all.
+    assert selectors(plan) == ["fqn:jaffle_shop.staging.stg_orders+"]
 
 
 def test_model_with_unit_tests_is_narrowed_to_the_model_so_passed_unit_tests_stay_out():
     plan = plan_for("model_error_skips_downstream")
     # fqn:jaffle_shop.marts.customers alone would also select the unit test defined on customers.
-    assert "fqn:jaffle_shop.marts.customers,resource_type:model" in selectors(plan)
+    assert "fqn:jaffle_shop.marts.customers,resource_type:model" in enumerated_selectors(plan)
 
 
 def test_versioned_model_is_selected_by_its_version_only():
     plan = plan_for("versioned_model")
-    assert "fqn:jaffle_shop.marts.dim_customers.v1" in selectors(plan)
-    assert not any(selector.endswith("dim_customers.v2") for selector in selectors(plan))
+    assert "fqn:jaffle_shop.marts.dim_customers.v1" in enumerated_selectors(plan)
+    assert selectors(plan) == ["fqn:jaffle_shop.marts.dim_customers.v1+"]
+    assert not any("dim_customers.v2" in selector for selector in enumerated_selectors(plan))
     assert "model.jaffle_shop.dim_customers.v2" not in plan.unique_ids
 
 
 def test_package_model_sharing_a_root_model_name_selects_only_the_package_one():
     plan = plan_for("package_model_same_name")
-    assert "fqn:jaffle_utils.stg_payments" in selectors(plan)
+    assert "fqn:jaffle_utils.stg_payments" in enumerated_selectors(plan)
+    assert selectors(plan) == ["fqn:jaffle_utils.stg_payments+"]
     assert "model.jaffle_shop.stg_payments" not in plan.unique_ids
     assert "stg_payments" not in selectors(plan)  # the bare name would pick both packages
 
@@ -109,3 +121,19 @@ def test_command_prints_as_one_shell_line():
     assert str(plan_for("versioned_model").command).startswith(
         "dbt build --select fqn:jaffle_shop.marts.dim_"
     )
+
+
+def test_passed_nodes_below_the_failure_are_excluded():
+    plan = plan_for("vars_and_full_refresh")
+    argv = list(plan.command.argv)
+    assert argv[argv.index("--select") + 1] == "fqn:jaffle_shop.staging.stg_payments+"
+    excluded = selectors(plan)[selectors(plan).index("--exclude") + 1 :]
+    # The unit test on stg_payments matches its fqn prefix and passed: excluded, like customers.
+    assert "fqn:jaffle_shop.staging.stg_payments.stg_payments_converts_cents_to_dollars" in excluded
+    assert len(str(plan.command)) < len(str(plan.enumerated_command))
+
+
+def test_without_a_shorter_form_the_nodes_are_listed_and_no_enumerated_copy_is_kept():
+    plan = plan_for("snapshot_error")
+    assert plan.enumerated_command is None
+    assert selectors(plan) == ["fqn:jaffle_shop.customers_snapshot"]

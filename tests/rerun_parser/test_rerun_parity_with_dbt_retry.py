@@ -26,6 +26,8 @@ class ParityOutcome:
     retried_by_dbt: dict[str, str]
     rerun_by_command: dict[str, str] | None
     command_output: str
+    #: When the plan's command is compact (graph operators), what its one-selector-per-node form reran.
+    rerun_by_enumerated: dict[str, str] | None = None
 
 
 def _replay(scenario: Scenario, built: DemoWarehouse, work_dir: Path) -> ParityOutcome:
@@ -46,7 +48,13 @@ def _replay(scenario: Scenario, built: DemoWarehouse, work_dir: Path) -> ParityO
         return ParityOutcome(plan, retried.statuses(), None, "")
     command_warehouse, command_target = from_failed_state("command")
     rerun = run_dbt(list(plan.command.argv[1:]), command_warehouse, command_target, scenario.switches)
-    return ParityOutcome(plan, retried.statuses(), rerun.statuses(), rerun.output)
+    enumerated = None
+    if plan.enumerated_command is not None:
+        enumerated_warehouse, enumerated_target = from_failed_state("enumerated")
+        enumerated = run_dbt(
+            list(plan.enumerated_command.argv[1:]), enumerated_warehouse, enumerated_target, scenario.switches
+        ).statuses()
+    return ParityOutcome(plan, retried.statuses(), rerun.statuses(), rerun.output, enumerated)
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +99,18 @@ def test_green_run_gives_nothing_to_rerun_and_dbt_retry_runs_nothing(parity_outc
     outcome = parity_outcomes["nothing_to_rerun"]
     assert isinstance(outcome.plan, NothingToRerun)
     assert outcome.retried_by_dbt == {}
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.expect_failure], ids=lambda s: s.name)
+def test_compact_and_enumerated_commands_select_the_same_nodes(parity_outcomes, scenario):
+    """When graph operators shortened the command, the node-per-selector form reruns the same nodes."""
+    outcome = parity_outcomes[scenario.name]
+    assert isinstance(outcome.plan, StepRerun)
+    if outcome.plan.enumerated_command is None:
+        # No shorter form exists (tag_selection, snapshot_error, test_command): the command already
+        # names one selector per node, and it is the one that ran.
+        assert outcome.rerun_by_enumerated is None
+        assert set(outcome.rerun_by_command) == set(outcome.retried_by_dbt)
+        return
+    assert len(str(outcome.plan.command)) < len(str(outcome.plan.enumerated_command))
+    assert outcome.rerun_by_enumerated == outcome.retried_by_dbt
