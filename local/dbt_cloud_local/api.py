@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from dbt_cloud_local import env_vars, serializers
 from dbt_cloud_local.commands import CommandError, parse_steps_override
 from dbt_cloud_local.config import Config, Job
+from dbt_cloud_local.run_plan import RetryRefused, failure_details, retry_refusal
 from dbt_cloud_local.runner import RunManager
 from dbt_cloud_local.store import ERROR, STATUS_HUMANIZED, Store
 from dbt_cloud_local.workspace import ArtifactPathError, RunWorkspace
@@ -181,6 +182,21 @@ def project_or_404(ctx: ServerContext, account_id: int, project_id: int):
     return project
 
 
+def retry_reason(ctx: ServerContext, run: dict[str, Any], latest: dict[int, int | None]) -> str | None:
+    """Why ``run`` cannot be retried (``RetryNotSupportedReasonEnum``), or None when it can.
+
+    ``latest`` caches the most recent run id of each job across the runs of one response."""
+    job_id = run["job_id"]
+    if job_id not in latest:
+        newest = ctx.store.latest_run_for_job(job_id)
+        latest[job_id] = newest["id"] if newest else None
+    steps = ctx.store.step_records(run["id"]) if run["status"] == ERROR else []
+    refusal = retry_refusal(
+        run["id"], run["status"], job_id, latest[job_id], steps, RunWorkspace(ctx.data_dir, run["id"])
+    )
+    return refusal.reason if refusal else None
+
+
 def serialize_run(
     request: Request, ctx: ServerContext, run: dict[str, Any], include: set[str]
 ) -> dict[str, Any]:
@@ -192,6 +208,7 @@ def serialize_run(
         include=include,
         steps=steps,
         workspace=RunWorkspace(ctx.data_dir, run["id"]),
+        retry_reason=retry_reason(ctx, run, {}),
     )
 
 
@@ -675,6 +692,7 @@ def list_runs(request: Request, account_id: Id) -> dict[str, Any]:
         ) from None
     include = include_related(request)
     steps = ctx.store.steps_for_runs([run["id"] for run in runs]) if "run_steps" in include else {}
+    latest: dict[int, int | None] = {}
     items = [
         serializers.run(
             run,
@@ -683,6 +701,7 @@ def list_runs(request: Request, account_id: Id) -> dict[str, Any]:
             include=include,
             steps=steps.get(run["id"]),
             workspace=RunWorkspace(ctx.data_dir, run["id"]),
+            retry_reason=retry_reason(ctx, run, latest),
         )
         for run in runs
     ]
@@ -712,6 +731,35 @@ def cancel_run(request: Request, account_id: Id, run_id: Id) -> dict[str, Any]:
     ctx = context(request)
     run_or_404(ctx, account_id, run_id)
     run = ctx.runner.cancel(run_id)
+    return serializers.envelope(serialize_run(request, ctx, run, {"trigger", "job"}))
+
+
+@router.get("/api/v2/accounts/{account_id}/runs/{run_id}/retry/")
+def get_run_failure_details(request: Request, account_id: Id, run_id: Id) -> dict[str, Any]:
+    """``RunFailureDetails``: the step that failed and the planned steps it skipped (null and [] for a
+    run without a failed step)."""
+    ctx = context(request)
+    run_or_404(ctx, account_id, run_id)
+    record = ctx.store.run_record(run_id)
+    assert record is not None
+    failed, skipped = failure_details(record.plan, ctx.store.step_records(run_id))
+    return serializers.envelope({"failed_step": failed, "skipped_steps": skipped})
+
+
+@router.post("/api/v2/accounts/{account_id}/runs/{run_id}/retry/")
+def retry_run(request: Request, account_id: Id, run_id: Id) -> dict[str, Any]:
+    """dbt Cloud's run-level retry: a failed run that is its job's latest and has run results starts
+    a new run from its failed step (``dbt retry``); anything else is refused with the reason (400)."""
+    ctx = context(request)
+    original = run_or_404(ctx, account_id, run_id)
+    if original["job_id"] not in ctx.config.jobs:
+        raise ApiError(
+            400, f"Run {run_id} cannot be retried: its job {original['job_id']} is no longer configured"
+        )
+    try:
+        run = ctx.runner.retry(run_id)
+    except RetryRefused as exc:
+        raise ApiError(400, exc.refusal.message, exc.refusal.reason) from None
     return serializers.envelope(serialize_run(request, ctx, run, {"trigger", "job"}))
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dbt_cloud_local.commands import Step, parse_step
 from dbt_cloud_local.config import Job
 from dbt_cloud_local.records import PlannedStep, RetrySource, RunRecord, RunTrigger, StepRecord
-from dbt_cloud_local.store import ERROR
+from dbt_cloud_local.store import CANCELLED, ERROR, IN_FLIGHT, STATUS_HUMANIZED, SUCCESS
 from dbt_cloud_local.workspace import RunWorkspace
 
 #: Commands ``dbt retry`` can replay (dbt-core's ``dbt.task.retry.TASK_DICT``).
@@ -75,11 +75,98 @@ def plan_rerun(
     return (first, *failed_run.plan[position + 1 :])
 
 
-def rerun_trigger(failed_run: RunRecord) -> RunTrigger:
+def rerun_trigger(failed_run: RunRecord, cause: str | None = None) -> RunTrigger:
     """The failed run's overrides, with the cause of a rerun (a rerun never overrides steps)."""
     return replace(
         failed_run.trigger,
-        cause=f"Rerun from failure of run #{failed_run.id}",
+        cause=cause or f"Rerun from failure of run #{failed_run.id}",
         cause_category="rerun",
         steps_override=None,
     )
+
+
+# Run-level retry (``POST /runs/{id}/retry/``) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryRefusal:
+    """Why a run cannot be retried: ``reason`` is a value of the spec's ``RetryNotSupportedReasonEnum``."""
+
+    reason: str
+    message: str
+
+
+class RetryRefused(Exception):
+    def __init__(self, refusal: RetryRefusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def failed_step(steps: Sequence[StepRecord]) -> StepRecord | None:
+    """The step that ended a run: its first errored step (None when no step failed)."""
+    return next((step for step in steps if step.status == ERROR), None)
+
+
+def retry_refusal(
+    run_id: int,
+    status: int,
+    job_id: int,
+    latest_run_id: int | None,
+    steps: Sequence[StepRecord],
+    workspace: RunWorkspace,
+) -> RetryRefusal | None:
+    """
+    dbt Cloud's rules for retrying a run: it must have failed, be its job's most recent run, and have
+    run results (the ``run_results.json`` of its failed step) of a command ``dbt retry`` can replay.
+    None when the run can be retried; ``steps`` are only read for a failed latest run.
+    """
+    trigger = f"trigger job {job_id} (POST /api/v2/accounts/{{account_id}}/jobs/{job_id}/run/)"
+    if status in IN_FLIGHT:
+        return RetryRefusal(
+            "RETRY_NOT_FAILED_RUN",
+            f"Run {run_id} has nothing to retry yet: it is still {STATUS_HUMANIZED[status].lower()}; "
+            "wait for it to finish (or cancel it) and retry it if it fails",
+        )
+    if status == SUCCESS:
+        return RetryRefusal(
+            "RETRY_NOT_FAILED_RUN",
+            f"Run {run_id} has nothing to retry: it succeeded; to run it again, {trigger}",
+        )
+    if status == CANCELLED:
+        return RetryRefusal(
+            "RETRY_NOT_FAILED_RUN",
+            f"Run {run_id} cannot be retried: it was cancelled, and only failed runs can be retried; "
+            f"to run it again, {trigger}",
+        )
+    if status != ERROR:  # pragma: no cover - every status is handled above
+        return RetryRefusal("RETRY_NOT_FAILED_RUN", f"Run {run_id} cannot be retried: it did not fail")
+    if latest_run_id is not None and latest_run_id != run_id:
+        return RetryRefusal(
+            "RETRY_NOT_LATEST_RUN",
+            f"Run {run_id} cannot be retried: it is not the most recent run of job {job_id} "
+            f"(run {latest_run_id} is); retry run {latest_run_id} if it failed, or {trigger}",
+        )
+    failed = failed_step(steps)
+    results = workspace.target(failed.index) / "run_results.json" if failed is not None else None
+    if results is None or not results.is_file():
+        return RetryRefusal(
+            "RETRY_NO_RUN_RESULTS",
+            f"Run {run_id} cannot be retried: it has no run results (it failed before a dbt step wrote "
+            f"run_results.json, e.g. while installing packages or parsing); to run it again, {trigger}",
+        )
+    if not retryable(results):
+        assert failed is not None
+        return RetryRefusal(
+            "RETRY_UNSUPPORTED_CMD",
+            f"Run {run_id} cannot be retried: its failed step `{failed.command}` ran a command dbt retry "
+            f"cannot replay; to run it again, {trigger}",
+        )
+    return None
+
+
+def failure_details(plan: Sequence[PlannedStep], steps: Sequence[StepRecord]) -> tuple[str | None, list[str]]:
+    """``RunFailureDetails``: the failed step's name and the names of the planned steps it skipped."""
+    failed = failed_step(steps)
+    if failed is None:
+        return None, []
+    return failed.name, [f"Invoke dbt with `{step.command}`" for step in plan[failed.index :]]

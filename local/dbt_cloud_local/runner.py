@@ -14,6 +14,7 @@ The run manager the API and the server use: queue runs, rerun from failure, canc
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from dbt_cloud_local.faults import FaultInjector
 from dbt_cloud_local.records import PlannedStep, RunRecord, RunTrigger, plan_to_json
 from dbt_cloud_local.recovery import SERVER_STOPPED_MESSAGE, recover_interrupted_runs
 from dbt_cloud_local.run_env import warehouse_path
-from dbt_cloud_local.run_plan import plan_rerun, plan_run, rerun_trigger
+from dbt_cloud_local.run_plan import RetryRefused, plan_rerun, plan_run, rerun_trigger, retry_refusal
 from dbt_cloud_local.store import CANCELLED, ERROR, QUEUED, Store, utcnow
 from dbt_cloud_local.supervisor import ProcessSupervisor
 from dbt_cloud_local.workspace import RunWorkspace
@@ -46,6 +47,8 @@ class RunManager:
             config, store, data_dir, ProcessSupervisor(config.server.cancel_grace_seconds), faults
         )
         self.dispatcher = Dispatcher(store, config.server.run_slots, self._resources, self.executor.execute)
+        #: Serializes run-level retries, so two requests cannot both retry the same latest run.
+        self._retry_lock = threading.Lock()
 
     # Lifecycle --------------------------------------------------------------------------------
 
@@ -91,6 +94,27 @@ class RunManager:
             return self.trigger(job, {"cause": "Rerun of job via API (no failed run to retry)"}, None)
         plan = plan_rerun(latest, self.store.step_records(latest.id), RunWorkspace(self.data_dir, latest.id))
         return self._create(job, rerun_trigger(latest), plan, retry_of_run_id=latest.id)
+
+    def retry(self, run_id: int) -> dict[str, Any]:
+        """``/runs/{id}/retry/``: resume a failed latest run from its failed step, as ``/rerun/`` does.
+
+        Raises ``RetryRefused`` (nothing is queued) when dbt Cloud's rules do not allow it.
+        """
+        with self._retry_lock:
+            run = self.store.run_record(run_id)
+            assert run is not None
+            latest = self.store.latest_run_record_for_job(run.job_id)
+            steps = self.store.step_records(run.id)
+            workspace = RunWorkspace(self.data_dir, run.id)
+            refusal = retry_refusal(
+                run.id, run.status, run.job_id, latest.id if latest else None, steps, workspace
+            )
+            if refusal is not None:
+                raise RetryRefused(refusal)
+            job = self.config.jobs[run.job_id]
+            plan = plan_rerun(run, steps, workspace)
+            trigger = rerun_trigger(run, cause=f"Retry of run #{run.id} from the point of failure")
+            return self._create(job, trigger, plan, retry_of_run_id=run.id)
 
     def cancel(self, run_id: int) -> dict[str, Any]:
         """Cancel a run: queued runs end at once; running ones get their dbt process terminated."""

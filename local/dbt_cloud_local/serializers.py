@@ -424,9 +424,17 @@ def run(
     include: set[str],
     steps: list[dict[str, Any]] | None = None,
     workspace: RunWorkspace | None = None,
+    retry_reason: str | None = "",
 ) -> dict[str, Any]:
-    """A ``RunResponse``; ``include`` selects related objects (trigger, job, environment, run_steps)."""
+    """
+    A ``RunResponse``; ``include`` selects related objects (trigger, job, environment, run_steps).
+
+    ``retry_reason`` is why the run cannot be retried (a ``RetryNotSupportedReasonEnum`` value, see
+    ``run_plan.retry_refusal``) or None when it can; left out, only the status decides.
+    """
     status = item["status"]
+    if retry_reason == "":
+        retry_reason = None if status == ERROR else "RETRY_NOT_FAILED_RUN"
     created, started, finished = item["created_at"], item["started_at"], item["finished_at"]
     now_or_finished = finished or item["updated_at"]
     duration = _seconds_between(created, now_or_finished)
@@ -483,8 +491,8 @@ def run(
         "created_at_humanized": created,
         "finished_at_humanized": finished,
         "retrying_run_id": item["retry_of_run_id"],
-        "can_retry": status == ERROR,
-        "retry_not_supported_reason": None if status == ERROR else "RETRY_NOT_FAILED_RUN",
+        "can_retry": retry_reason is None,
+        "retry_not_supported_reason": retry_reason,
         "used_repo_cache": False,
         "href": run_href(base_url, item),
         # Related objects are null (run_steps empty) unless ``include_related`` asks for them.

@@ -52,7 +52,7 @@ BODIES = {
 #: Keys whose values move between two calls (a queued run advancing, the clock).
 VOLATILE = re.compile(
     r"_at$|_at_humanized$|duration|^id$|_id$|logs$|^status|^in_progress$|^is_|^href$|_path$|^can_retry$"
-    r"|^retry_not_supported_reason$|^notifications_sent$|^artifacts_saved$|^has_|^run_failure_count$"
+    r"|^retry_not_supported_reason$|^notifications_sent$|^artifacts_saved$|^has_|^run_failure_count$|^cause$"
 )
 
 
@@ -82,6 +82,21 @@ def ids(server: LocalDbtCloud) -> dict[str, Any]:
         "step_id": finished["run_steps"][0]["id"],
         "path": "manifest.json",
     }
+
+
+def failed_latest_run(server: LocalDbtCloud) -> int:
+    """A failed run with run results that is its job's latest: what ``POST .../runs/{id}/retry/`` needs."""
+    bulk = "/api/v3/accounts/1/projects/1/environment-variables/bulk/"
+    with server.client() as client:
+        set_var = {"env_var": [{"new_name": "DBT_FAIL_MODEL", "Production": "stg_orders"}]}
+        assert client.post(bulk, json=set_var).status_code == 200
+        try:
+            run = trigger(server, 2, steps_override=["dbt seed", "dbt build --select tag:hourly"])
+            failed = wait_for_status(server, run["id"])
+        finally:
+            client.put(bulk, json={"env_vars": {"name": "DBT_FAIL_MODEL", "Production": None}})
+    assert failed["status"] == 20, failed["status_message"]
+    return failed["id"]
 
 
 def concrete(template: str, ids: dict[str, Any]) -> str:
@@ -168,15 +183,21 @@ def test_the_route_table_is_read() -> None:
 def test_route_keeps_the_contract(
     server: LocalDbtCloud, ids: dict[str, Any], method: str, template: str
 ) -> None:
-    url = concrete(template, ids)
+    retry = method == "POST" and template.endswith("/runs/{run_id}/retry/")  # one failed run per call
+    url = concrete(template, ids | ({"run_id": failed_latest_run(server)} if retry else {}))
     other = url[:-1] if url.endswith("/") else url + "/"
     if url == "/":
         other = "/api/v2/accounts"  # the root has no slash-less form; its alias stands in
     with server.client() as client:
-        first, second = call(client, method, template, url), call(client, method, template, other)
-        if method == "POST" and template.endswith(("/run/", "/rerun/")):
+        first = call(client, method, template, url)
+        if retry and first.status_code < 300:
+            client.post(f"/api/v2/accounts/1/runs/{first.json()['data']['id']}/cancel/")
+            other = concrete(template, ids | {"run_id": failed_latest_run(server)}).rstrip("/")
+        second = call(client, method, template, other)
+        if method == "POST" and template.endswith(("/run/", "/rerun/", "/retry/")):
             for response in (first, second):  # leave the shared server idle
-                client.post(f"/api/v2/accounts/1/runs/{response.json()['data']['id']}/cancel/")
+                if response.status_code < 300:
+                    client.post(f"/api/v2/accounts/1/runs/{response.json()['data']['id']}/cancel/")
     assert first.status_code < 300, (url, first.text[:500])
     content_type = first.headers.get("content-type", "")
     assert (second.status_code, second.headers.get("content-type", "")) == (

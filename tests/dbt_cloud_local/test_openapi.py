@@ -114,6 +114,15 @@ def cases(runs: dict[str, int]) -> list[tuple[str, str, str, str, int, dict[str,
             {},
             None,
         ),
+        (
+            "v2",
+            f"{v2}/runs/{{run_id}}/retry/",
+            "get",
+            f"/api/v2/accounts/1/runs/{run_id}/retry/",
+            200,
+            {},
+            None,
+        ),
         ("v2", f"{v2}/steps/{{id}}/", "get", "/api/v2/accounts/1/steps/1/", 200, {}, None),
         (
             "v3",
@@ -238,6 +247,8 @@ def test_every_served_route_is_walked(runs: dict[str, int]) -> None:
     walked |= {  # covered by test_artifacts_and_delete_match_the_spec
         ("GET", f"/api/v2/accounts/1/runs/{runs['done']}/artifacts/manifest.json"),
         ("DELETE", "/api/v3/accounts/1/projects/1/environment-variables/bulk/"),
+        # needs a failed latest run: covered by test_contract and test_run_retry
+        ("POST", f"/api/v2/accounts/1/runs/{runs['done']}/retry/"),
     }
     for route in api.router.routes:
         template = route.path  # type: ignore[attr-defined]
