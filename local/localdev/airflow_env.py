@@ -12,9 +12,22 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from include.paths import DATA_DIR_ENV, WAREHOUSE_FILE
+
 REPO_ROOT = Path(__file__).resolve().parents[2]  # this package is local/localdev/
 #: `import include.…` (as in the image) and `import dbt_cloud_local`, `import localdev` (local only).
 IMPORT_ROOTS = (REPO_ROOT, REPO_ROOT / "local")
+
+
+def data_environment(data_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Where task data goes, for the Airflow tasks (include/paths.py) and the local dbt Cloud's dbt runs
+    alike (its warehouse follows ``JAFFLE_SHOP_WAREHOUSE``), unless ``base`` already moved it."""
+    base = os.environ if base is None else base
+    folder = base.get(DATA_DIR_ENV) or str(data_dir)
+    return {
+        DATA_DIR_ENV: folder,
+        "JAFFLE_SHOP_WAREHOUSE": base.get("JAFFLE_SHOP_WAREHOUSE") or str(Path(folder) / WAREHOUSE_FILE),
+    }
 
 
 def project_environment(

@@ -17,8 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from dbt_cloud_local.testing import free_port, run_local_dbt_cloud
-from include.paths import DATA_DIR_ENV
-from localdev.airflow_env import project_environment
+from localdev.airflow_env import data_environment, project_environment
 from localdev.processes import is_running, read_records
 from localdev.stack_settings import REPO_ROOT as PROJECT_ROOT
 from localdev.stack_settings import StackSettings
@@ -46,11 +45,12 @@ def main() -> int:
     port = DEFAULT_PORT if _port_is_free(DEFAULT_PORT) else free_port()
 
     _step(f"Starting the local dbt Cloud on https://localhost:{port}")
-    with run_local_dbt_cloud(state.dbt_cloud_dir, port=port) as server:
+    data = data_environment(state.data_dir)
+    with run_local_dbt_cloud(state.dbt_cloud_dir, port=port, env=data) as server:
         env = {
             **project_environment(airflow_home),
             **server.client_env("dbt_cloud"),
-            DATA_DIR_ENV: os.environ.get(DATA_DIR_ENV) or str(state.data_dir),
+            **data,
         }
         _step("Preparing the Airflow metadata DB (airflow db migrate)")
         _run([sys.executable, "-m", "airflow", "db", "migrate"], env, airflow_log)

@@ -20,8 +20,7 @@ import os
 import secrets
 from pathlib import Path
 
-from include.paths import DATA_DIR_ENV, WAREHOUSE_FILE
-from localdev.airflow_env import project_environment
+from localdev.airflow_env import data_environment, project_environment
 from localdev.metadata_db import MetadataDb
 from localdev.stack_settings import StackError, StackSettings
 
@@ -100,8 +99,7 @@ def component_environment(
     if not env.get("AIRFLOW_CONN_DBT_CLOUD"):
         env["AIRFLOW_CONN_DBT_CLOUD"] = dbt_cloud.connection_json()
     # Task data in the state folder unless the caller moved it (include/paths.py reads these).
-    env.setdefault(DATA_DIR_ENV, str(settings.data_dir))
-    env.setdefault("JAFFLE_SHOP_WAREHOUSE", str(settings.data_dir / WAREHOUSE_FILE))
+    env.update(data_environment(settings.data_dir, env))
     env = project_environment(settings.state_dir, env)
     env.update(
         {
