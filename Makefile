@@ -8,6 +8,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 DBT_VENV := .venv-dbt
+JOBS_VENV := .venv-jobs-as-code
 UV_VERSION := 0.13.9
 # The oldest Python the code and the locks support (datetime.UTC, tomllib...); the locks are resolved for
 # every Python from it on, the Astro Runtime image's included. tests/test_python_support.py checks it.
@@ -30,7 +31,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/local$(if $(PYTHONPATH),:$(PYTHONPATH))
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
 
-venv: $(VENV)/.synced $(DBT_VENV)/.synced
+venv: $(VENV)/.synced $(DBT_VENV)/.synced $(JOBS_VENV)/.synced
 
 # The Airflow venv: Airflow 3.3.2 + the image's requirements.txt + test tools, from the lock.
 $(VENV)/.synced: constraints/local.lock
@@ -49,10 +50,18 @@ $(DBT_VENV)/.synced: constraints/dbt.lock $(VENV)/.synced
 	$(UV) pip sync --quiet --python $(DBT_VENV)/bin/python constraints/dbt.lock
 	touch $@
 
-# Re-resolve both locks after editing requirements*.txt.
+# dbt Labs' dbt-jobs-as-code CLI (jobs.yml plan/sync), in its own venv: it pins croniter and
+# importlib-metadata far below Airflow's. `make jobs-plan` / `make jobs-sync` run it.
+$(JOBS_VENV)/.synced: constraints/jobs-as-code.lock $(VENV)/.synced
+	test -x $(JOBS_VENV)/bin/python || $(UV) venv --quiet --python $(VENV)/bin/python $(JOBS_VENV)
+	$(UV) pip sync --quiet --python $(JOBS_VENV)/bin/python constraints/jobs-as-code.lock
+	touch $@
+
+# Re-resolve the locks after editing requirements*.txt.
 lock: $(VENV)/.synced
 	$(UV) pip compile --quiet --universal --python-version $(PYTHON_MIN) requirements-dev.txt -o constraints/local.lock
 	$(UV) pip compile --quiet --universal --python-version $(PYTHON_MIN) requirements-dbt.txt -o constraints/dbt.lock
+	$(UV) pip compile --quiet --universal --python-version $(PYTHON_MIN) requirements-jobs-as-code.txt -o constraints/jobs-as-code.lock
 
 demo: venv
 	$(VENV)/bin/python -m localdev.demo
