@@ -177,3 +177,21 @@ screenshots: venv browser
 		--timeout=900
 	@ls -l docs/screenshots/*.png
 # --- end of the browser tests section ---------------------------------------------------------------
+
+# --- Jobs as code: dbt-jobs-as-code (.venv-jobs-as-code) on dbt_cloud_jobs/jobs.yml ------------
+#   make jobs-plan   what `dbt-jobs-as-code sync` would change (default: the local dbt Cloud of make up)
+#   make jobs-sync   apply the jobs file
+# Another host, the same file (README "Jobs as code"): the host, a token and your account's ids, e.g.
+#   DBT_BASE_URL=https://cloud.getdbt.com DBT_API_KEY=<service token> make jobs-plan JOBS_VARS=<vars file>
+JOBS_FILE ?= dbt_cloud_jobs/jobs.yml
+JOBS_VARS ?= dbt_cloud_jobs/local.vars.yml
+DBT_BASE_URL ?= https://localhost:8443
+.PHONY: jobs-plan jobs-sync
+
+# The local server's CA bundle (public CAs + the local CA) is trusted when there is one and none is set.
+jobs-plan jobs-sync: $(JOBS_VENV)/.synced
+	@bundle="$(LOCALDEV_STATE_DIR)/dbt-cloud-local/tls/ca-bundle.pem"; \
+	if [ -z "$$REQUESTS_CA_BUNDLE" ] && [ -f "$$bundle" ]; then export REQUESTS_CA_BUNDLE="$$bundle"; fi; \
+	DBT_API_KEY="$${DBT_API_KEY:-dbtc_local_dev_token}" DBT_BASE_URL="$(DBT_BASE_URL)" \
+		$(JOBS_VENV)/bin/dbt-jobs-as-code $(patsubst jobs-%,%,$@) $(JOBS_FILE) --vars-yml $(JOBS_VARS)
+# --- end of the jobs-as-code section ----------------------------------------------------------------

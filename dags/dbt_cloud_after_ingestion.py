@@ -32,7 +32,7 @@ def dbt_cloud_after_ingestion():
         task_id="run_daily_models",
         project_name="jaffle_shop",
         environment_name="Production",
-        job_name="Daily Run",
+        job_name="Daily Run [[daily_run]]",  # as dbt-jobs-as-code names it (dbt_cloud_jobs/jobs.yml)
         deferrable=True,
         retry_from_failure=True,
         reuse_existing_run=True,

@@ -3,7 +3,9 @@
 
 The guide's FAQ 1: analytics engineers define jobs such as *Hourly Run* (`dbt build -s tag:hourly`)
 and *Daily Run* (`dbt build -s tag:daily`) in dbt Cloud; Airflow only decides *when* they run. Jobs are
-looked up by project, environment and job name, so no numeric id is hard-coded here.
+looked up by project, environment and job name, so no numeric id is hard-coded here. The names are
+the ones dbt-jobs-as-code gives the jobs of `dbt_cloud_jobs/jobs.yml` (`<name> [[<identifier>]]`),
+locally and in dbt Cloud alike.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from include.dag_defaults import START_DATE, default_args
 
 PROJECT_NAME = "jaffle_shop"
 ENVIRONMENT_NAME = "Production"
-JOBS_BY_SCHEDULE = {"hourly": "Hourly Run", "daily": "Daily Run"}
+JOBS_BY_SCHEDULE = {"hourly": "Hourly Run [[hourly_run]]", "daily": "Daily Run [[daily_run]]"}
 
 for cadence, job_name in JOBS_BY_SCHEDULE.items():
     with DAG(

@@ -36,6 +36,7 @@ RUN_ERROR, RUN_SUCCESS, RUN_CANCELLED = (
 _INVOKE_DBT = re.compile(r"^Invoke dbt with `(?P<command>.+)`$")
 #: Steps dbt Cloud adds around a job's own commands; they are not the job's to rerun.
 _IMPLICIT_COMMANDS = ("dbt deps", "dbt docs generate")
+RETRY_COMMAND = "dbt retry"
 
 
 class RunNotRerunnableError(RuntimeError):
@@ -53,9 +54,14 @@ class RerunRequest:
 
 
 def read_job_steps(hook: DbtCloudHook, account_id: int | None, run_id: int) -> tuple[int, list[JobStep]]:
-    """Return the run's job id and its job steps, with the failed step's artifacts attached."""
-    related = ["run_steps", "job", "trigger"]
-    run = hook.get_job_run(run_id=run_id, account_id=account_id, include_related=related).json()["data"]
+    """Return the run's job id and its job steps, with the failed step's artifacts attached.
+
+    A retry of another run (dbt Cloud's run-level retry or the job's rerun-from-failure, which set
+    ``retrying_run_id``) planned ``dbt retry`` and then the steps after the original's failed step;
+    when it stopped before its ``dbt retry`` wrote results, there is nothing of its own to resume
+    from, so the original run is resumed instead.
+    """
+    run = _get_run(hook, account_id, run_id)
     status = run["status"]
     if status == RUN_SUCCESS:
         return run["job_definition_id"], []
@@ -63,27 +69,67 @@ def read_job_steps(hook: DbtCloudHook, account_id: int | None, run_id: int) -> t
         raise RunNotRerunnableError(
             f"Run {run_id} is {run.get('status_humanized', status)}: wait until it finishes, then rerun."
         )
-    # What the run was asked to do: its steps_override if it had one, else the job's own steps.
-    planned = (run.get("trigger") or {}).get("steps_override") or (run.get("job") or {}).get("execute_steps")
-    commands = [command for command in planned or [] if command not in _IMPLICIT_COMMANDS]
-    run_steps = [step for step in run.get("run_steps") or [] if _step_command(step) is not None]
-    if not commands:  # no job definition returned: fall back to the commands the run invoked
-        commands = [
-            _step_command(step) for step in run_steps if _step_command(step) not in _IMPLICIT_COMMANDS
-        ]
     steps: list[JobStep] = []
-    remaining = list(run_steps)
-    for command in commands:
-        match = next((s for s in remaining if _step_command(s) == command), None)
-        if match is not None:
-            remaining = remaining[remaining.index(match) + 1 :]
+    for command, match in _match_steps(_planned_commands(hook, account_id, run), run):
         succeeded = match is not None and match["status"] == RUN_SUCCESS
         first_failure = match is not None and not succeeded and all(step.succeeded for step in steps)
         if first_failure:  # only the step that failed needs its artifacts: later ones rerun as they are
             steps.append(_failed_step_with_artifacts(hook, account_id, run_id, command, match["index"]))
         else:
             steps.append(JobStep(command=command, succeeded=succeeded))
+    original = run.get("retrying_run_id")
+    failed = next((step for step in steps if not step.succeeded), None)
+    if original and failed is not None and failed.command == RETRY_COMMAND and failed.run_results is None:
+        log.info(
+            "Run %s retried run %s but its `dbt retry` left no results: resuming run %s.",
+            run_id,
+            original,
+            original,
+        )
+        return read_job_steps(hook, account_id, int(original))
     return run["job_definition_id"], steps
+
+
+def _get_run(hook: DbtCloudHook, account_id: int | None, run_id: int) -> dict[str, Any]:
+    related = ["run_steps", "job", "trigger"]
+    return hook.get_job_run(run_id=run_id, account_id=account_id, include_related=related).json()["data"]
+
+
+def _planned_commands(hook: DbtCloudHook, account_id: int | None, run: dict[str, Any]) -> list[str]:
+    """What the run was asked to do, without the steps dbt Cloud adds (deps, docs generate)."""
+    original_id = run.get("retrying_run_id")
+    if original_id:  # a retry: `dbt retry` (or the failed command again), then the original's later steps
+        original = _get_run(hook, account_id, int(original_id))
+        matched = _match_steps(_planned_commands(hook, account_id, original), original)
+        failed = next((i for i, (_, step) in enumerate(matched) if not _succeeded(step)), len(matched))
+        invoked = _invoked_commands(run)
+        first = invoked[0] if invoked else RETRY_COMMAND
+        return [first, *(command for command, _ in matched[failed + 1 :])]
+    # Its steps_override if it had one, else the job's own steps.
+    planned = (run.get("trigger") or {}).get("steps_override") or (run.get("job") or {}).get("execute_steps")
+    commands = [command for command in planned or [] if command not in _IMPLICIT_COMMANDS]
+    return commands or _invoked_commands(run)  # no job definition returned: what the run invoked
+
+
+def _invoked_commands(run: dict[str, Any]) -> list[str]:
+    commands = (_step_command(step) for step in run.get("run_steps") or [])
+    return [command for command in commands if command is not None and command not in _IMPLICIT_COMMANDS]
+
+
+def _match_steps(commands: list[str], run: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None]]:
+    """Each planned command with the run step that executed it (None: it never started)."""
+    remaining = [step for step in run.get("run_steps") or [] if _step_command(step) is not None]
+    matched: list[tuple[str, dict[str, Any] | None]] = []
+    for command in commands:
+        match = next((s for s in remaining if _step_command(s) == command), None)
+        if match is not None:
+            remaining = remaining[remaining.index(match) + 1 :]
+        matched.append((command, match))
+    return matched
+
+
+def _succeeded(step: dict[str, Any] | None) -> bool:
+    return step is not None and step["status"] == RUN_SUCCESS
 
 
 def plan_rerun(
@@ -110,6 +156,55 @@ def plan_rerun(
         cause=f"Airflow rerun-parser: rerun of run {run_id} ({airflow_run_id})"[:255],
         rerun_unique_ids=rerun_ids,
     )
+
+
+@dataclass(frozen=True)
+class RunChain:
+    """The runs of a job that carry one cause, with the retries of them, as dbt Cloud lists them.
+
+    ``head`` is the newest run of the chain (what to attach to or resume), ``later`` the job's runs
+    after it that are not part of it (a schedule, a colleague, another DAG), newest first.
+    """
+
+    head: dict[str, Any] | None
+    later: list[dict[str, Any]]
+    scanned: int
+
+
+def find_run_chain(
+    hook: DbtCloudHook, account_id: int | None, job_id: int, cause: str, *, max_runs: int = 200
+) -> RunChain:
+    """Find the newest run of ``job_id`` triggered with ``cause``, or retrying such a run.
+
+    Reads the job's runs newest first, at most ``max_runs`` of them (pages of 100). A run joins the
+    chain when its trigger's cause is ``cause`` or when it retries (``retrying_run_id``) a run of the
+    chain: dbt Cloud's retries carry a cause of their own.
+    """
+    runs: list[dict[str, Any]] = []
+    while len(runs) < max_runs:
+        payload = {
+            "job_definition_id": job_id,
+            "order_by": "-id",
+            "limit": min(100, max_runs - len(runs)),
+            "offset": len(runs),
+            "include_related": '["trigger"]',
+        }
+        page = hook.get_job_runs(account_id=account_id, payload=payload).json()
+        runs.extend(page["data"])
+        total = ((page.get("extra") or {}).get("pagination") or {}).get("total_count")
+        if not page["data"] or (total is not None and len(runs) >= total):
+            break
+    chain: set[int] = set()
+    for run in sorted(runs, key=lambda run: run["id"]):
+        retried = run.get("retrying_run_id")
+        if (run.get("trigger") or {}).get("cause") == cause or (retried and int(retried) in chain):
+            chain.add(run["id"])
+    if not chain:
+        return RunChain(head=None, later=[], scanned=len(runs))
+    head_id = max(chain)
+    head = next(run for run in runs if run["id"] == head_id)
+    later = [run for run in runs if run["id"] > head_id and run["id"] not in chain]
+    return RunChain(head=head, later=sorted(later, key=lambda run: -run["id"]), scanned=len(runs))
 
 
 def trigger_once(hook: DbtCloudHook, account_id: int | None, request: RerunRequest) -> int:
@@ -182,5 +277,12 @@ def _log_plan(run_id: int, steps: list[JobStep], plan: JobRerun) -> None:
             log.info("  rerun %-60s (was %s)", unique_id, statuses.get(unique_id, "?"))
         if not plan.exact:
             log.warning("No manifest.json for the failed step: selectors are best effort (by name).")
+    elif plan.failed_step_rerun is None:
+        log.info(
+            "Step %d left no run_results.json to plan from (it stopped before dbt wrote them, or "
+            "failed outside any node): it runs again as it was; the steps before it succeeded and "
+            "do not run again.",
+            plan.failed_step_index + 1,
+        )
     for number, command in enumerate(plan.commands, start=1):
         log.info("Rerun step %d: %s", number, command)

@@ -27,7 +27,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from dbt_cloud_local import env_vars, serializers
+from dbt_cloud_local import env_vars, jobs, serializers
 from dbt_cloud_local.commands import CommandError, parse_steps_override
 from dbt_cloud_local.config import Config, Job
 from dbt_cloud_local.run_plan import RetryRefused, failure_details, retry_refusal
@@ -159,9 +159,10 @@ def account_or_404(ctx: ServerContext, account_id: int) -> None:
 
 
 def job_or_404(ctx: ServerContext, account_id: int, job_id: int) -> Job:
+    """An active job of the account; deleted jobs (state 2) answer 404 like unknown ones."""
     account_or_404(ctx, account_id)
-    job = ctx.config.jobs.get(job_id)
-    if job is None or job.account_id != account_id:
+    job = jobs.repository_of(ctx.config).find(account_id, job_id)
+    if job is None:
         raise ApiError(404, f"Job {job_id} not found in account {account_id}")
     return job
 
@@ -299,6 +300,26 @@ def list_environments(request: Request, account_id: Id, project_id: Id) -> dict[
     )
 
 
+@router.get("/api/v3/accounts/{account_id}/environments/")
+def list_account_environments(request: Request, account_id: Id) -> dict[str, Any]:
+    """The account's environments (``project_id`` filters). dbt-jobs-as-code's ``validate --online``
+    calls this route; dbt Cloud serves it although the published v3 spec leaves it out."""
+    ctx = context(request)
+    account_or_404(ctx, account_id)
+    limit, offset = paging(request, ctx)
+    project_id = query_int(request, "project_id")
+    environments = [
+        env
+        for env in sorted(ctx.config.environments.values(), key=lambda env: env.id)
+        if env.account_id == account_id and (project_id is None or env.project_id == project_id)
+    ]
+    page = [serializers.environment_v3(env, ctx.config) for env in environments[offset : offset + limit]]
+    filters = {"account_id": account_id, "project_id": project_id}
+    return serializers.list_envelope(
+        page, total=len(environments), limit=limit, offset=offset, filters=filters, order_by="id"
+    )
+
+
 @router.get("/api/v3/accounts/{account_id}/projects/{project_id}/environments/{environment_id}/")
 def get_environment(request: Request, account_id: Id, project_id: Id, environment_id: Id) -> dict[str, Any]:
     ctx = context(request)
@@ -318,6 +339,35 @@ def get_environment_variables(request: Request, account_id: Id, project_id: Id) 
     project_or_404(ctx, account_id, project_id)
     data = env_vars.describe(ctx.config, ctx.store, project_id)
     return {**serializers.envelope(data), "extra": None, "error_code": None}
+
+
+@router.get("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/job/")
+def get_job_environment_variables(request: Request, account_id: Id, project_id: Id) -> dict[str, Any]:
+    """
+    ``EnvVarJobResponse``: each variable's value per scope a run of the job sees, ``project`` (the
+    default), ``environment`` (the job's environment) and ``job`` (the job's override, what
+    dbt-jobs-as-code reads and compares). Absent scopes are left out, as dbt Cloud does and as
+    clients expect (they call ``.get("job", {})``).
+    """
+    ctx = context(request)
+    project_or_404(ctx, account_id, project_id)
+    job_id = query_int(request, "job_definition_id")
+    if job_id is None:
+        raise ApiError(400, "job_definition_id is required", "Fix: add ?job_definition_id=<job id>")
+    job = job_or_404(ctx, account_id, job_id)
+    if job.project_id != project_id:
+        raise ApiError(404, f"Job {job_id} not found in project {project_id}")
+    variables: dict[str, dict[str, Any]] = {}
+    for row in ctx.store.env_vars(project_id):
+        scopes = {
+            env_vars.PROJECT_SCOPE: "project",
+            job.environment_id: "environment",
+            env_vars.job_scope(job.id): "job",
+        }
+        scope = scopes.get(row["environment_id"])
+        if scope is not None:
+            variables.setdefault(row["name"], {})[scope] = {"id": row["id"], "value": row["value"]}
+    return {**serializers.envelope(variables), "extra": None, "error_code": None}
 
 
 def body_too_large() -> ApiError:
@@ -508,42 +558,175 @@ async def delete_environment_variables(request: Request, account_id: Id, project
     return Response(status_code=204)
 
 
+# One value of a variable (after the bulk/ routes: ``{env_var_id}`` would match "bulk") -------------
+
+
+@router.post("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/")
+async def create_environment_variable(request: Request, account_id: Id, project_id: Id) -> dict[str, Any]:
+    """``CustomEnvironmentVariableRequest``: one value for the project, an environment or a job (the
+    job override dbt-jobs-as-code writes: ``type: job``, ``job_definition_id``, ``raw_value``)."""
+    ctx = context(request)
+    body = await json_body(request)
+
+    def apply() -> dict[str, Any]:
+        project_or_404(ctx, account_id, project_id)
+        try:
+            return env_vars.create_value(ctx.config, ctx.store, account_id, project_id, body)
+        except env_vars.EnvVarError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    return serializers.envelope(await run_in_threadpool(apply))
+
+
+def env_var_or_404(ctx: ServerContext, account_id: int, project_id: int, env_var_id: int) -> dict[str, Any]:
+    project_or_404(ctx, account_id, project_id)
+    row = ctx.store.env_var_row(project_id, env_var_id)
+    if row is None:
+        raise ApiError(404, f"Environment variable {env_var_id} not found in project {project_id}")
+    return row
+
+
+@router.post("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/{env_var_id}/")
+async def update_environment_variable(
+    request: Request, account_id: Id, project_id: Id, env_var_id: Id
+) -> dict[str, Any]:
+    """A new ``raw_value`` for one stored value (its name and scope stay)."""
+    ctx = context(request)
+    body = await json_body(request)
+
+    def apply() -> dict[str, Any]:
+        row = env_var_or_404(ctx, account_id, project_id, env_var_id)
+        try:
+            return env_vars.update_value(ctx.config, ctx.store, account_id, project_id, row, body)
+        except env_vars.EnvVarError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    return serializers.envelope(await run_in_threadpool(apply))
+
+
+@router.delete("/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/{env_var_id}/")
+def delete_environment_variable(request: Request, account_id: Id, project_id: Id, env_var_id: Id) -> Response:
+    """Delete one stored value (e.g. a job override); the variable's other scopes stay."""
+    ctx = context(request)
+    env_var_or_404(ctx, account_id, project_id, env_var_id)
+    ctx.store.delete_env_var_row(project_id, env_var_id)
+    return Response(status_code=204)
+
+
 # Jobs -------------------------------------------------------------------------------------------
 
 
 @router.get("/api/v2/accounts/{account_id}/jobs/")
 def list_jobs(request: Request, account_id: Id) -> dict[str, Any]:
+    """Active jobs by default, as dbt Cloud lists them; ``state=2`` lists the deleted ones."""
     ctx = context(request)
     account_or_404(ctx, account_id)
     limit, offset = paging(request, ctx)
     project_id = query_int(request, "project_id")
+    project_ids = {_int(value, "project_id__in") for value in query_list(request, "project_id__in")}
     environment_id = query_int(request, "environment_id")
+    state = query_int(request, "state", jobs.ACTIVE)
     needle = _name_filter(request)
     order_by = request.query_params.get("order_by") or "id"
     if order_by.lstrip("-") not in JOB_ORDER_FIELDS:
         raise ApiError(400, f"Cannot order jobs by {shown(order_by)}; use one of {sorted(JOB_ORDER_FIELDS)}")
-    jobs = [
+    found = [
         job
-        for job in ctx.config.jobs.values()
+        for job in jobs.repository_of(ctx.config).values()
         if job.account_id == account_id
+        and job.state == state
         and (project_id is None or job.project_id == project_id)
+        and (not project_ids or job.project_id in project_ids)
         and (environment_id is None or job.environment_id == environment_id)
         and (needle is None or needle in job.name.lower())
     ]
-    jobs.sort(key=lambda job: (getattr(job, order_by.lstrip("-")), job.id), reverse=order_by.startswith("-"))
+    field = order_by.lstrip("-")
+    found.sort(key=lambda job: (getattr(job, field) or "", job.id), reverse=order_by.startswith("-"))
     page = [
         serializers.job(job, ctx.config, ctx.store.count_runs_for_job(job.id, ERROR))
-        for job in jobs[offset : offset + limit]
+        for job in found[offset : offset + limit]
     ]
     filters = {
         "account_id": account_id,
         "project_id": project_id,
+        "project_id__in": sorted(project_ids) or None,
         "environment_id": environment_id,
+        "state": state,
         "name__icontains": request.query_params.get("name__icontains"),
     }
     return serializers.list_envelope(
-        page, total=len(jobs), limit=limit, offset=offset, filters=filters, order_by=order_by
+        page, total=len(found), limit=limit, offset=offset, filters=filters, order_by=order_by
     )
+
+
+def _job_response(ctx: ServerContext, job: Job) -> dict[str, Any]:
+    return serializers.envelope(serializers.job(job, ctx.config, ctx.store.count_runs_for_job(job.id, ERROR)))
+
+
+def _job_body(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(
+            400,
+            "The request body must be a JSON object of job fields",
+            'Fix: send e.g. {"name": "Nightly", "environment_id": 1, "execute_steps": ["dbt build"]}',
+        )
+    return body
+
+
+def _field_error(exc: jobs.JobFieldError) -> ApiError:
+    return ApiError(400, f"Invalid job field {exc.field}: {exc.problem}", f"Fix: {exc.fix}")
+
+
+@router.post("/api/v2/accounts/{account_id}/jobs/")
+async def create_job(request: Request, account_id: Id) -> dict[str, Any]:
+    """Create a job (``HumanReadableJobDefinitionRequest``); every field is checked before it is stored."""
+    ctx = context(request)
+    body = _job_body(await json_body(request))
+
+    def create() -> dict[str, Any]:
+        account_or_404(ctx, account_id)
+        try:
+            job = jobs.repository_of(ctx.config).create(account_id, body)
+        except jobs.JobFieldError as exc:
+            raise _field_error(exc) from None
+        return _job_response(ctx, job)
+
+    return await run_in_threadpool(create)
+
+
+@router.post("/api/v2/accounts/{account_id}/jobs/{job_id}/")
+async def update_job(request: Request, account_id: Id, job_id: Id) -> dict[str, Any]:
+    """Update a job: given fields replace the job's (nested objects key by key); ``state: 2`` deletes it."""
+    ctx = context(request)
+    body = _job_body(await json_body(request))
+
+    def update() -> dict[str, Any]:
+        job = job_or_404(ctx, account_id, job_id)
+        if body.get("id") is not None and body["id"] != job_id:
+            raise ApiError(
+                400,
+                f"Invalid job field id: {shown(body['id'])} is not the job {job_id} of the URL",
+                "Fix: send the id of the URL, or leave id out",
+            )
+        try:
+            updated = jobs.repository_of(ctx.config).update(job, body)
+        except jobs.JobFieldError as exc:
+            raise _field_error(exc) from None
+        return _job_response(ctx, updated)
+
+    return await run_in_threadpool(update)
+
+
+@router.delete("/api/v2/accounts/{account_id}/jobs/{job_id}/")
+def delete_job(request: Request, account_id: Id, job_id: Id) -> dict[str, Any]:
+    """
+    Delete a job the way dbt Cloud does: its state becomes 2, it leaves the job list and cannot be
+    triggered, its runs stay. The spec documents a bare 204; dbt Cloud answers 200 with the deleted
+    job (state 2) in the envelope, and so do we (clients such as dbt-jobs-as-code accept both).
+    """
+    ctx = context(request)
+    job = job_or_404(ctx, account_id, job_id)
+    return _job_response(ctx, jobs.repository_of(ctx.config).delete(job))
 
 
 @router.get("/api/v2/accounts/{account_id}/jobs/{job_id}/")
@@ -752,9 +935,11 @@ def retry_run(request: Request, account_id: Id, run_id: Id) -> dict[str, Any]:
     a new run from its failed step (``dbt retry``); anything else is refused with the reason (400)."""
     ctx = context(request)
     original = run_or_404(ctx, account_id, run_id)
-    if original["job_id"] not in ctx.config.jobs:
+    if jobs.repository_of(ctx.config).find(account_id, original["job_id"]) is None:
         raise ApiError(
-            400, f"Run {run_id} cannot be retried: its job {original['job_id']} is no longer configured"
+            400,
+            f"Run {run_id} cannot be retried: its job {original['job_id']} was deleted "
+            "or is no longer configured",
         )
     try:
         run = ctx.runner.retry(run_id)

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dbt_cloud_local import __version__, api, pages, serializers
+from dbt_cloud_local import __version__, api, api_webhooks, pages, serializers
 from dbt_cloud_local.api import MAX_BODY_BYTES, MAX_INT64, ApiError, ServerContext
 from dbt_cloud_local.config import Config
 from dbt_cloud_local.faults import FaultInjector, parse_fault_settings
@@ -243,6 +243,7 @@ def create_app(ctx: ServerContext, faults: FaultInjector) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(api_webhooks.router)
     # Added last, so it wraps everything: the guard and the routes see the normalised path.
     app.add_middleware(TrailingSlashOptional, routes=lambda: app.router.routes)
     return app

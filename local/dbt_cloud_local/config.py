@@ -11,9 +11,13 @@ ignored silently and its default used. What only serving needs (the dbt executab
 folders, a writable data dir) is checked by :func:`validate_for_serving`, not here, because the
 ``env`` and ``env-var`` commands and the tests load the config where dbt may be absent.
 
-Relative paths: ``dbt_project_dir`` is relative to the config file; ``dbt_executable`` and path-like
-environment values are relative to ``root`` (default: the project root, two levels above this
-package, which is ``/usr/local/airflow`` in the ``dbt-cloud-local`` container).
+Jobs come from ``jobs:`` (ids given) and/or the dbt-jobs-as-code file ``jobs_as_code.file`` (with its
+Jinja ``vars`` file; see jobs_as_code.py); a serving server seeds them into its store (jobs.py).
+
+Relative paths: ``dbt_project_dir`` is relative to the config file; ``dbt_executable``, the
+``jobs_as_code`` files and path-like environment values are relative to ``root`` (default: the
+project root, two levels above this package, which is ``/usr/local/airflow`` in the
+``dbt-cloud-local`` container).
 """
 
 from __future__ import annotations
@@ -47,7 +51,18 @@ _ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 #: ``faults.parse_fault_settings`` reads.
 KNOWN_KEYS: dict[str, frozenset[str]] = {
     "config": frozenset(
-        {"root", "server", "api_tokens", "accounts", "projects", "environments", "jobs", "faults"}
+        {
+            "root",
+            "server",
+            "api_tokens",
+            "accounts",
+            "projects",
+            "environments",
+            "jobs",
+            "jobs_as_code",
+            "faults",
+            "webhooks",
+        }
     ),
     "server": frozenset(
         {"extra_hostnames", "run_slots", "page_size", "cancel_grace_seconds", "log_tail_lines"}
@@ -82,6 +97,19 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
             "target_name",
             "timeout_seconds",
             "created_at",
+        }
+    ),
+    "jobs_as_code": frozenset({"file", "vars"}),
+    "webhooks": frozenset(
+        {
+            "name",
+            "account",
+            "client_url",
+            "client_url_env",
+            "hmac_secret_env",
+            "event_types",
+            "job_ids",
+            "active",
         }
     ),
     "faults": frozenset({"latency_ms", "error_rate", "error_statuses", "seed", "rules", "step_delay_ms"}),
@@ -123,6 +151,13 @@ class Environment:
 
 @dataclass(frozen=True)
 class Job:
+    """
+    A dbt Cloud job. The typed fields are what runs read; ``definition`` holds every writable field of
+    dbt Cloud's job object (``settings``, ``triggers``, ``schedule``, ``job_type``...) as the API or a
+    declaration last wrote it (empty: the defaults of ``jobs.definition_of``). ``seed_key`` names the
+    declaration a declared job comes from (``config:<id>``, ``jobs_as_code:<identifier>``); see jobs.py.
+    """
+
     id: int
     account_id: int
     project_id: int
@@ -136,6 +171,14 @@ class Job:
     target_name: str | None
     timeout_seconds: int
     created_at: str
+    updated_at: str | None = None
+    #: 1 active, 2 deleted (dbt Cloud soft-deletes jobs: their runs stay readable).
+    state: int = 1
+    definition: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    seed_key: str | None = None
+    #: A declared job's environment variable overrides (jobs file ``custom_environment_variables``),
+    #: seeded into the store's job scope; runs read the store (env_vars.py), not this field.
+    env_overrides: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -158,10 +201,14 @@ class Config:
     accounts: dict[int, Account]
     projects: dict[int, Project]
     environments: dict[int, Environment]
-    jobs: dict[int, Job]
+    #: Loaded: the declared jobs (``jobs:`` and the ``jobs_as_code`` file). A serving server replaces
+    #: this with the live ``jobs.JobRepository`` (declared + API-created jobs, from the store).
+    jobs: Mapping[int, Job]
     faults: FaultSettings
     #: The accounts each token of ``api_tokens`` is limited to; None (a plain-string token): any account.
     token_accounts: dict[str, frozenset[int] | None] = field(default_factory=dict, repr=False)
+    #: Webhook subscriptions declared under ``webhooks:`` (see webhooks.seed_declared).
+    webhooks: tuple[DeclaredWebhook, ...] = ()
 
     def accounts_for(self, token: str) -> frozenset[int] | None:
         """The accounts ``token`` is limited to, or None when it may use any account."""
@@ -331,7 +378,9 @@ def _parse_jobs(raw: dict[str, Any], environments: dict[int, Environment]) -> di
     from dbt_cloud_local.commands import CommandError, parse_step  # avoid an import cycle at module load
 
     seen: set[int] = set()
-    jobs = {}
+    jobs: dict[int, Job] = {}
+    if raw.get("jobs") is None and raw.get("jobs_as_code") is not None:
+        return jobs  # every job comes from the jobs-as-code file
     for index, item in enumerate(_section(raw, "jobs")):
         where = f"jobs[{index}]"
         job_id = _positive_id(item, where, seen)
@@ -376,8 +425,107 @@ def _parse_jobs(raw: dict[str, Any], environments: dict[int, Environment]) -> di
             target_name=_optional(item, "target_name", where, str, None),
             timeout_seconds=_optional(item, "timeout_seconds", where, int, 0),
             created_at=_optional(item, "created_at", where, str, "2025-01-01T00:00:00+00:00"),
+            seed_key=f"config:{job_id}",
         )
     return jobs
+
+
+def _parse_jobs_as_code(
+    raw: dict[str, Any], root: Path, environments: dict[int, Environment], jobs: dict[int, Job]
+) -> dict[int, Job]:
+    """Add the jobs of the dbt-jobs-as-code file ``jobs_as_code.file`` (rendered with ``vars``); both
+    paths are relative to ``root``, like ``dbt_executable``."""
+    section = _optional(raw, "jobs_as_code", "config", dict, None)
+    if section is None:
+        return jobs
+    _reject_unknown_keys(section, "jobs_as_code", "jobs_as_code")
+    from dbt_cloud_local.jobs_as_code import JobsFileError, load_jobs_file  # avoid an import cycle
+
+    def resolve(key: str) -> Path | None:
+        value = _optional(section, key, "jobs_as_code", str, None)
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (root / path).resolve()
+
+    jobs_file = resolve("file")
+    if jobs_file is None:
+        raise _fail("jobs_as_code.file", "is missing", "name the dbt-jobs-as-code YAML file, e.g. jobs.yml")
+    try:
+        declared = load_jobs_file(jobs_file, resolve("vars"), environments, first_id=max(jobs, default=0) + 1)
+    except JobsFileError as exc:
+        raise ConfigError(f"config key `jobs_as_code`: {exc}") from exc
+    return {**jobs, **{job.id: job for job in declared}}
+
+
+_WEBHOOK_EVENTS = ("job.run.started", "job.run.completed", "job.run.errored")
+
+
+@dataclass(frozen=True)
+class DeclaredWebhook:
+    """A ``webhooks:`` entry: a subscription the server (re)creates at start, its secret read from
+    the environment variable ``hmac_secret_env`` (never from the file)."""
+
+    name: str
+    account_id: int
+    client_url: str
+    client_url_env: str | None
+    hmac_secret_env: str
+    event_types: tuple[str, ...]
+    job_ids: tuple[int, ...]
+    active: bool
+
+
+def _parse_webhooks(raw: dict[str, Any], accounts: dict[int, Account]) -> tuple[DeclaredWebhook, ...]:
+    items = _optional(raw, "webhooks", "config", list, [])
+    declared: list[DeclaredWebhook] = []
+    for index, item in enumerate(items):
+        where = f"webhooks[{index}]"
+        if not isinstance(item, dict):
+            raise _fail(where, "must be a mapping", "write `- name: Airflow` followed by its keys")
+        _reject_unknown_keys(item, where, "webhooks")
+        name = _require(item, "name", where, str)
+        if any(other.name == name for other in declared):
+            raise _fail(f"{where}.name", f"duplicates {name!r}", "give every webhook its own name")
+        account = _optional(item, "account", where, int, min(accounts))
+        if account not in accounts:
+            raise _fail(f"{where}.account", f"is {account}, not an account id", "use an id from `accounts`")
+        url = _require(item, "client_url", where, str)
+        if not url.startswith(("http://", "https://")):
+            raise _fail(f"{where}.client_url", f"is {url!r}", "use an http(s) URL")
+        env_names = {
+            key: _optional(item, key, where, str, None) for key in ("client_url_env", "hmac_secret_env")
+        }
+        if env_names["hmac_secret_env"] is None:
+            raise _fail(
+                f"{where}.hmac_secret_env", "is missing", "name the environment variable holding the secret"
+            )
+        for key, value in env_names.items():
+            if value is not None and not _ENV_VAR_NAME.match(value):
+                raise _fail(
+                    f"{where}.{key}", f"is {value!r}, not a variable name", "e.g. DBT_CLOUD_WEBHOOK_SECRET"
+                )
+        events = _require(item, "event_types", where, list)
+        if not events or any(event not in _WEBHOOK_EVENTS for event in events):
+            raise _fail(
+                f"{where}.event_types", f"is {events!r}", f"list some of {', '.join(_WEBHOOK_EVENTS)}"
+            )
+        job_ids = _optional(item, "job_ids", where, list, [])
+        if not all(isinstance(job, int) and not isinstance(job, bool) and job > 0 for job in job_ids):
+            raise _fail(f"{where}.job_ids", f"is {job_ids!r}", "list job ids, or [] for every job")
+        declared.append(
+            DeclaredWebhook(
+                name=name,
+                account_id=account,
+                client_url=url,
+                client_url_env=env_names["client_url_env"],
+                hmac_secret_env=env_names["hmac_secret_env"],
+                event_types=tuple(dict.fromkeys(events)),
+                job_ids=tuple(job_ids),
+                active=_optional(item, "active", where, bool, True),
+            )
+        )
+    return tuple(declared)
 
 
 def _parse_server(raw: dict[str, Any]) -> ServerSettings:
@@ -502,10 +650,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     jobs = _parse_jobs(raw, environments)
     faults = _parse_faults(raw)
     tokens = _parse_tokens(raw, accounts)
+    server = _parse_server(raw)
+    jobs = _parse_jobs_as_code(raw, root, environments, jobs)  # last: it reads files
+    webhooks = _parse_webhooks(raw, accounts)
     return Config(
         path=config_path,
         root=root,
-        server=_parse_server(raw),
+        server=server,
         api_tokens=tuple(tokens),
         accounts=accounts,
         projects=projects,
@@ -513,6 +664,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         jobs=jobs,
         faults=faults,
         token_accounts=tokens,
+        webhooks=webhooks,
     )
 
 

@@ -1,12 +1,13 @@
 """
-Project environment variables, the dbt Cloud way: a project default plus per-environment values.
+Project environment variables, the dbt Cloud way: a project default, per-environment values and
+per-job overrides (what dbt-jobs-as-code's ``custom_environment_variables`` writes).
 
 dbt Cloud only accepts names prefixed with ``DBT_`` (so a variable can never replace ``PATH`` or
 ``HOME`` for a run); we enforce the same rule. Within that prefix, the names dbt itself reads (its
 global configs, paths and logging) and the names dbt Cloud sets for a run are reserved: a project
 variable is data for the project's ``env_var()`` calls, never a way to steer where dbt reads or writes
-files or how it behaves. A run sees the value set for its environment, else the project default.
-Used by the v3 API routes and by ``python -m dbt_cloud_local env-var``.
+files or how it behaves. A run sees its job's override, else the value set for its environment, else
+the project default. Used by the v3 API routes and by ``python -m dbt_cloud_local env-var``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dbt_cloud_local.store import PROJECT_SCOPE, Store
+from dbt_cloud_local.store import PROJECT_SCOPE, Store, job_scope
 
 if TYPE_CHECKING:
     from dbt_cloud_local.config import Config
@@ -263,8 +264,10 @@ class RunEnvStore(Store):
     into SQLite) therefore never reaches dbt; it stays listed so that it can be deleted.
     """
 
-    def resolved_env_vars(self, project_id: int, environment_id: int) -> dict[str, str]:
-        return without_reserved(super().resolved_env_vars(project_id, environment_id))
+    def resolved_env_vars(
+        self, project_id: int, environment_id: int, job_id: int | None = None
+    ) -> dict[str, str]:
+        return without_reserved(super().resolved_env_vars(project_id, environment_id, job_id))
 
 
 def reserved_in_state(config: Config, store: Store) -> list[tuple[int, str]]:
@@ -276,3 +279,163 @@ def reserved_in_state(config: Config, store: Store) -> list[tuple[int, str]]:
         if reserved_reason(row["name"])
     }
     return sorted(found)
+
+
+# One variable value at a time (``POST/DELETE .../environment-variables/[{id}/]``) ----------------
+
+#: dbt Cloud's ``CustomEnvironmentVariableTypeEnum``; ``user`` (personal values) is not served here.
+TYPES = ("project", "environment", "job")
+
+
+def scope_type(scope: int) -> str:
+    """The dbt Cloud ``type`` of a stored scope (see ``store.job_scope``)."""
+    return "project" if scope == PROJECT_SCOPE else "environment" if scope > 0 else "job"
+
+
+def value_view(config: Config, project_id: int, account_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    """A ``CustomEnvironmentVariableResponse``. ``display_value`` carries the value (dbt-jobs-as-code
+    reads it back as the value it compares), as dbt Cloud shows non-secret values."""
+    from dbt_cloud_local import serializers  # serializers imports the config module: kept local
+
+    scope = row["environment_id"]
+    kind = scope_type(scope)
+    environment = config.environments.get(scope) if kind == "environment" else None
+    return {
+        "id": row["id"],
+        "account_id": account_id,
+        "project_id": project_id,
+        "name": row["name"],
+        "type": kind,
+        "user_id": None,
+        "environment_id": scope if kind == "environment" else None,
+        "job_definition_id": -scope if kind == "job" else None,
+        "display_value": row["value"],
+        "state": 1,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "environment": serializers.environment_v3(environment, config) if environment else None,
+    }
+
+
+def _field_int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EnvVarError(f"{key} must be an integer id, got {repr(value)[:60]}")
+    return value
+
+
+def _scope_of(config: Config, account_id: int, project_id: int, kind: str, body: dict[str, Any]) -> int:
+    """The stored scope a create names: the project, an environment of it, or an active job of it."""
+    if kind == "project":
+        return PROJECT_SCOPE
+    if kind == "environment":
+        environment_id = _field_int(body, "environment_id")
+        environment = config.environments.get(environment_id) if environment_id else None
+        if environment is None or environment.project_id != project_id:
+            known = sorted(env.id for env in config.environments.values() if env.project_id == project_id)
+            raise EnvVarError(
+                f"environment_id {environment_id!r} is not an environment of project {project_id}; "
+                f"use one of {known}"
+            )
+        return environment.id
+    job_id = _field_int(body, "job_definition_id")
+    job = config.jobs.get(job_id) if job_id else None
+    if job is None or job.state != 1 or job.account_id != account_id or job.project_id != project_id:
+        raise EnvVarError(
+            f"job_definition_id {job_id!r} is not an active job of project {project_id}; "
+            "send the id of the job the override is for"
+        )
+    return job_scope(job.id)
+
+
+def _check_placement(body: dict[str, Any], account_id: int, project_id: int) -> None:
+    for key, expected in (("account_id", account_id), ("project_id", project_id)):
+        value = _field_int(body, key)
+        if value is not None and value != expected:
+            raise EnvVarError(f"{key} is {value} but the URL names {expected}; send {key} {expected}")
+
+
+def _raw_value(body: dict[str, Any], name: str) -> str:
+    value = body.get("raw_value")
+    if value is None or value == "":
+        raise EnvVarError(f"raw_value is required: send the value of {name} as raw_value")
+    return validate_value(name, value)
+
+
+def create_value(config: Config, store: Store, account_id: int, project_id: int, body: Any) -> dict[str, Any]:
+    """
+    ``POST .../environment-variables/``: one value of ``name`` for one scope (``type`` project,
+    environment with ``environment_id``, or job with ``job_definition_id``). An existing value of that
+    scope is refused, as its id is the one to update.
+    """
+    if not isinstance(body, dict):
+        raise EnvVarError('send a JSON object, e.g. {"name": "DBT_X", "type": "job", ...}')
+    for key in ("account_id", "project_id", "name", "type"):
+        if body.get(key) is None:
+            raise EnvVarError(f"{key} is required (dbt Cloud's CustomEnvironmentVariableRequest)")
+    _check_placement(body, account_id, project_id)
+    name = validate_name(body["name"])
+    kind = body["type"]
+    if kind not in TYPES:
+        raise EnvVarError(f"type {repr(kind)[:40]} is not supported here; use one of {list(TYPES)}")
+    scope = _scope_of(config, account_id, project_id, kind, body)
+    value = _raw_value(body, name)
+    existing = next(
+        (row for row in store.env_vars(project_id) if row["name"] == name and row["environment_id"] == scope),
+        None,
+    )
+    if existing is not None:
+        raise EnvVarError(
+            f"{name} already has a {kind} value (id {existing['id']}); update it with "
+            f"POST .../environment-variables/{existing['id']}/"
+        )
+    env_var_id = store.set_env_var(project_id, name, scope, value)
+    row = store.env_var_row(project_id, env_var_id)
+    assert row is not None
+    return value_view(config, project_id, account_id, row)
+
+
+def update_value(
+    config: Config, store: Store, account_id: int, project_id: int, row: dict[str, Any], body: Any
+) -> dict[str, Any]:
+    """``POST .../environment-variables/{id}/``: a new ``raw_value``. Name and scope are the value's
+    identity: a body naming others is refused rather than silently ignored."""
+    if not isinstance(body, dict):
+        raise EnvVarError('send a JSON object, e.g. {"name": "DBT_X", "raw_value": "..."}')
+    _check_placement(body, account_id, project_id)
+    scope = row["environment_id"]
+    kind = scope_type(scope)
+    current = {
+        "name": row["name"],
+        "type": kind,
+        "environment_id": scope if kind == "environment" else None,
+        "job_definition_id": -scope if kind == "job" else None,
+    }
+    for key, expected in current.items():
+        if body.get(key) is not None and body[key] != expected:
+            raise EnvVarError(
+                f"{key} is {repr(body[key])[:60]} but value {row['id']} has {expected!r}; "
+                "to change it, delete this value and create another"
+            )
+    value = _raw_value(body, row["name"])
+    store.set_env_var(project_id, row["name"], scope, value)
+    updated = store.env_var_row(project_id, row["id"])
+    assert updated is not None
+    return value_view(config, project_id, account_id, updated)
+
+
+def job_overrides(store: Store, project_id: int, job_id: int) -> dict[str, str]:
+    """The job's overrides, ``{name: value}``."""
+    scope = job_scope(job_id)
+    return {row["name"]: row["value"] for row in store.env_vars(project_id) if row["environment_id"] == scope}
+
+
+def set_job_overrides(store: Store, project_id: int, job_id: int, values: dict[str, str]) -> None:
+    """Make the job's overrides exactly ``values`` (validated by the caller)."""
+    scope = job_scope(job_id)
+    for name in job_overrides(store, project_id, job_id).keys() - values.keys():
+        store.unset_env_var(project_id, name, scope)
+    for name, value in values.items():
+        store.set_env_var(project_id, name, scope, value)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dbt_cloud_local.config import Config, Environment
@@ -87,8 +88,11 @@ class RunExecutor:
         data_dir: Path,
         supervisor: ProcessSupervisor,
         faults: FaultInjector | None = None,
+        on_run_change: Callable[[int, str], None] | None = None,
     ) -> None:
         self.config = config
+        #: Told ``(run_id, "started" | "finished")``, e.g. to send webhooks; must return at once.
+        self.on_run_change = on_run_change
         self.store = store
         self.data_dir = data_dir
         self.home = data_dir / "home"
@@ -104,6 +108,7 @@ class RunExecutor:
             self.store.update_run(
                 entry.run_id, status=ERROR, status_message=f"Internal error: {exc}", finished_at=utcnow()
             )
+            self._announce(entry.run_id, "finished")
 
     def _execute(self, entry: ActiveRun) -> None:
         run = self.store.run_record(entry.run_id)
@@ -121,7 +126,7 @@ class RunExecutor:
                 run,
                 job=job,
                 environment=environment,
-                project_vars=self.store.resolved_env_vars(run.project_id, run.environment_id),
+                project_vars=self.store.resolved_env_vars(run.project_id, run.environment_id, run.job_id),
                 home=self.home,
                 workspace=workspace,
             )
@@ -133,6 +138,7 @@ class RunExecutor:
             self.store.update_run(
                 run.id, status=RUNNING, started_at=now, last_heartbeat_at=now, status_message=""
             )
+            self._announce(run.id, "started")
             self._install_packages(entry, environment, workspace, env, deadline)
             for index, planned in enumerate(run.plan, start=1):
                 steps_run = index
@@ -291,3 +297,8 @@ class RunExecutor:
             has_docs_generated=int(any((target / "catalog.json").exists() for target in targets)),
             has_sources_generated=int(any((target / "sources.json").exists() for target in targets)),
         )
+        self._announce(run_id, "finished")
+
+    def _announce(self, run_id: int, phase: str) -> None:
+        if self.on_run_change is not None:
+            self.on_run_change(run_id, phase)

@@ -14,20 +14,23 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from dbt_cloud_local import serializers
+from dbt_cloud_local import run_nodes, serializers
 from dbt_cloud_local.api import ApiError, base_url, context
 from dbt_cloud_local.store import IN_FLIGHT
 from dbt_cloud_local.workspace import RunWorkspace
 
 router = APIRouter()
 
-_STYLE = """
+_STYLE = (
+    """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; }
 table { border-collapse: collapse; }
 td, th { padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }
 .s10 { color: #1a7f37; } .s20 { color: #cf222e; } .s30 { color: #9a6700; } .s1, .s2, .s3 { color: #0969da; }
 pre { background: #f6f8fa; padding: 1rem; overflow-x: auto; max-height: 40rem; }
 """
+    + run_nodes.STYLE
+)
 
 
 def _page(title: str, body: str, refresh: bool = False) -> HTMLResponse:
@@ -108,9 +111,11 @@ def run_page(request: Request, account_id: int, project_id: int, run_id: int) ->
             f" <small>{escape(step.get('duration_humanized') or '')}</small></h3>"
             f"<pre>{escape(step.get('logs') or '(no output yet)')}</pre>"
         )
+    nodes = run_nodes.nodes_section(RunWorkspace(ctx.data_dir, run_id), [step["idx"] for step in steps])
     body = (
         "<p><a href='/deploy/'>All runs</a></p>"
         f"<h1>Run #{run_id} {_status(run['status'], data['status_humanized'])}</h1>"
-        f"<table>{fact_rows}</table><h2>Steps</h2>{''.join(step_html) or '<p>No steps started yet.</p>'}"
+        f"<table>{fact_rows}</table>{nodes}"
+        f"<h2>Steps</h2>{''.join(step_html) or '<p>No steps started yet.</p>'}"
     )
     return _page(f"Run #{run_id}", body, refresh=run["status"] in IN_FLIGHT)

@@ -4,7 +4,8 @@ The environment a run's dbt processes get, and the run's copy of ``profiles.yml`
 dbt reads its configuration from environment variables and ``profiles.yml``, so these two decide what
 a run connects to. The environment is built from scratch rather than inherited: only PATH and locale
 come from the server, then the environment's ``env`` from the config, then the project's environment
-variables (an environment's value wins over the project default), then dbt Cloud's ``DBT_CLOUD_*``
+variables (the job's override wins over the environment's value, which wins over the project
+default: ``Store.resolved_env_vars``), then dbt Cloud's ``DBT_CLOUD_*``
 variables and the settings that keep dbt inside the data dir (``HOME``, ``DBT_PROFILES_DIR``). A
 server started from a shell full of credentials therefore leaks none of them into runs.
 """

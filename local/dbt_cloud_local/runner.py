@@ -29,6 +29,7 @@ from dbt_cloud_local.run_env import warehouse_path
 from dbt_cloud_local.run_plan import RetryRefused, plan_rerun, plan_run, rerun_trigger, retry_refusal
 from dbt_cloud_local.store import CANCELLED, ERROR, QUEUED, Store, utcnow
 from dbt_cloud_local.supervisor import ProcessSupervisor
+from dbt_cloud_local.webhooks import WebhookDispatcher
 from dbt_cloud_local.workspace import RunWorkspace
 
 __all__ = ["SERVER_STOPPED_MESSAGE", "RunManager"]
@@ -43,8 +44,14 @@ class RunManager:
         self.config = config
         self.store = store
         self.data_dir = data_dir
+        self.webhooks = WebhookDispatcher(config, store)
         self.executor = RunExecutor(
-            config, store, data_dir, ProcessSupervisor(config.server.cancel_grace_seconds), faults
+            config,
+            store,
+            data_dir,
+            ProcessSupervisor(config.server.cancel_grace_seconds),
+            faults,
+            on_run_change=self.webhooks.run_changed,
         )
         self.dispatcher = Dispatcher(store, config.server.run_slots, self._resources, self.executor.execute)
         #: Serializes run-level retries, so two requests cannot both retry the same latest run.
@@ -55,6 +62,7 @@ class RunManager:
     def start(self) -> None:
         self.recover()
         self.executor.home.mkdir(parents=True, exist_ok=True)
+        self.webhooks.start()
         self.dispatcher.start()
 
     def recover(self) -> list[int]:
@@ -64,6 +72,7 @@ class RunManager:
     def stop(self) -> None:
         """Stop dispatching, terminate running dbt processes and mark their runs errored."""
         self.dispatcher.stop()
+        self.webhooks.stop()
 
     # Requests ---------------------------------------------------------------------------------
 
@@ -157,7 +166,7 @@ class RunManager:
         environment = self.config.environments[run.environment_id]
         warehouse = warehouse_path(
             environment,
-            self.store.resolved_env_vars(run.project_id, run.environment_id),
+            self.store.resolved_env_vars(run.project_id, run.environment_id, run.job_id),
             RunWorkspace(self.data_dir, run.id).project,
         )
         return resources(run.job_id, warehouse)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
+from dbt_cloud_local import jobs
 from dbt_cloud_local.api import ServerContext
 from dbt_cloud_local.app import create_app
 from dbt_cloud_local.config import ENV_API_TOKEN, Config
@@ -83,6 +84,7 @@ def serve(
     data_dir.mkdir(parents=True, exist_ok=True)
     tls = ensure_certificates(data_dir, config.server.extra_hostnames)
     store = RunEnvStore(state_path(data_dir))
+    config = jobs.attach(config, store)  # jobs now live in the store: declared ones seeded, API ones kept
     warn_about_reserved_variables(config, store)
     injector = FaultInjector(faults)
     runner = RunManager(config, store, data_dir, faults=injector)

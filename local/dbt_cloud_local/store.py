@@ -1,5 +1,5 @@
 """
-Durable state: runs, run steps and environment variables in SQLite (``<data-dir>/state.sqlite3``).
+Durable state: runs, run steps, jobs and environment variables in SQLite (``<data-dir>/state.sqlite3``).
 
 One connection per thread (sqlite3 connections must not be shared across threads) in WAL mode, so
 the many concurrent pollers read while a worker writes; writes additionally take a process-wide lock
@@ -64,6 +64,19 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs (job_id, id);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    project_id INTEGER NOT NULL,
+    environment_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    seed_key TEXT UNIQUE,
+    seeded TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS run_steps (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id INTEGER NOT NULL REFERENCES runs (id),
@@ -86,12 +99,36 @@ CREATE TABLE IF NOT EXISTS env_vars (
     name TEXT NOT NULL,
     environment_id INTEGER NOT NULL,
     value TEXT NOT NULL,
+    created_at TEXT,
+    updated_at TEXT,
     UNIQUE (project_id, name, environment_id)
+);
+CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+    id TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    event_types TEXT NOT NULL,
+    job_ids TEXT NOT NULL,
+    client_url TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    hmac_secret TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    http_status_code TEXT NOT NULL DEFAULT '0',
+    dispatched_at TEXT
 );
 """
 
-#: ``environment_id`` used for a variable's project-wide default value.
+#: ``environment_id`` used for a variable's project-wide default value. The column is the value's
+#: scope: 0 the project default, a positive id an environment, a negative one ``-job_id``, a job's
+#: override (dbt Cloud's ``type: job``); see :func:`job_scope`.
 PROJECT_SCOPE = 0
+
+
+def job_scope(job_id: int) -> int:
+    """The ``env_vars.environment_id`` of job ``job_id``'s overrides."""
+    return -job_id
 
 
 def utcnow() -> str:
@@ -118,6 +155,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._write_lock:
             self._conn().executescript(_SCHEMA)  # executescript manages its own transaction
+            self._migrate_env_vars()
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -284,6 +322,71 @@ class Store:
         )
         return row.fetchone()[0]
 
+    # Jobs (see jobs.py: declared and API-created jobs; ids are never reused) ---------------------
+
+    @staticmethod
+    def _job(row: sqlite3.Row | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        data = dict(row)
+        data["definition"] = json.loads(data["definition"])
+        data["seeded"] = json.loads(data["seeded"]) if data["seeded"] is not None else None
+        return data
+
+    def insert_job(
+        self,
+        job_id: int | None,
+        *,
+        seed_key: str | None = None,
+        seeded: Any = None,
+        created_at: str | None = None,
+        **fields: Any,
+    ) -> int:
+        """Insert a job (``job_id`` None: the next id); ``fields`` are the jobs columns."""
+        now = utcnow()
+        with self._write() as conn:
+            cursor = conn.execute(
+                """INSERT INTO jobs (id, account_id, project_id, environment_id, name, state, definition,
+                       seed_key, seeded, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    job_id,
+                    fields["account_id"],
+                    fields["project_id"],
+                    fields["environment_id"],
+                    fields["name"],
+                    fields["state"],
+                    json.dumps(fields["definition"]),
+                    seed_key,
+                    None if seeded is None else json.dumps(seeded),
+                    created_at or now,
+                    now,
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def update_job(self, job_id: int, *, touch: bool = True, **fields: Any) -> None:
+        """Change a job's columns; ``touch`` moves ``updated_at`` (not for bookkeeping-only writes)."""
+        encoded = {
+            name: json.dumps(value) if name in ("definition", "seeded") else value
+            for name, value in fields.items()
+        }
+        if touch:
+            encoded["updated_at"] = utcnow()
+        columns = ", ".join(f'"{name}" = ?' for name in encoded)
+        with self._write() as conn:
+            conn.execute(f"UPDATE jobs SET {columns} WHERE id = ?", (*encoded.values(), job_id))  # noqa: S608
+
+    def job_row(self, job_id: int) -> dict[str, Any] | None:
+        return self._job(self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+    def job_row_by_seed_key(self, seed_key: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT * FROM jobs WHERE seed_key = ?", (seed_key,)).fetchone()
+        return self._job(row)
+
+    def job_rows(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT * FROM jobs ORDER BY id").fetchall()
+        return [self._job(row) for row in rows]  # type: ignore[misc]
+
     # Run steps --------------------------------------------------------------------------------
 
     def add_step(self, run_id: int, index: int, name: str, command: str, args: list[str]) -> dict[str, Any]:
@@ -335,6 +438,29 @@ class Store:
 
     # Environment variables --------------------------------------------------------------------
 
+    def _migrate_env_vars(self) -> None:
+        """State written before env var timestamps existed: add the columns, dated now."""
+        conn = self._conn()
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(env_vars)").fetchall()}
+        for column in ("created_at", "updated_at"):
+            if column not in columns:
+                conn.execute(f"ALTER TABLE env_vars ADD COLUMN {column} TEXT")
+                conn.execute(f"UPDATE env_vars SET {column} = ?", (utcnow(),))  # noqa: S608 - constant names
+
+    def env_var_row(self, project_id: int, env_var_id: int) -> dict[str, Any] | None:
+        return _row(
+            self._conn()
+            .execute("SELECT * FROM env_vars WHERE project_id = ? AND id = ?", (project_id, env_var_id))
+            .fetchone()
+        )
+
+    def delete_env_var_row(self, project_id: int, env_var_id: int) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM env_vars WHERE project_id = ? AND id = ?", (project_id, env_var_id)
+            )
+            return cursor.rowcount > 0
+
     def env_vars(self, project_id: int) -> list[dict[str, Any]]:
         rows = self._conn().execute(
             "SELECT * FROM env_vars WHERE project_id = ? ORDER BY name, environment_id", (project_id,)
@@ -344,9 +470,11 @@ class Store:
     def set_env_var(self, project_id: int, name: str, environment_id: int, value: str) -> int:
         with self._write() as conn:
             conn.execute(
-                """INSERT INTO env_vars (project_id, name, environment_id, value) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (project_id, name, environment_id) DO UPDATE SET value = excluded.value""",
-                (project_id, name, environment_id, value),
+                """INSERT INTO env_vars (project_id, name, environment_id, value, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (project_id, name, environment_id)
+                   DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
+                (project_id, name, environment_id, value, utcnow(), utcnow()),
             )
             row = conn.execute(
                 "SELECT id FROM env_vars WHERE project_id = ? AND name = ? AND environment_id = ?",
@@ -368,13 +496,92 @@ class Store:
                 )
             return cursor.rowcount
 
-    def resolved_env_vars(self, project_id: int, environment_id: int) -> dict[str, str]:
-        """Values a run in ``environment_id`` sees: the environment's value, else the project default."""
-        values: dict[str, str] = {}
+    def resolved_env_vars(
+        self, project_id: int, environment_id: int, job_id: int | None = None
+    ) -> dict[str, str]:
+        """
+        Values a run of ``job_id`` in ``environment_id`` sees, by dbt Cloud's precedence: the job's
+        override, else the environment's value, else the project default.
+        """
+        rank = {PROJECT_SCOPE: 0, environment_id: 1}
+        if job_id is not None:
+            rank[job_scope(job_id)] = 2
+        chosen: dict[str, tuple[int, str]] = {}
         for row in self.env_vars(project_id):
-            if row["environment_id"] == PROJECT_SCOPE:
-                values.setdefault(row["name"], row["value"])
-        for row in self.env_vars(project_id):
-            if row["environment_id"] == environment_id:
-                values[row["name"]] = row["value"]
-        return values
+            level = rank.get(row["environment_id"])
+            if level is not None and level >= chosen.get(row["name"], (-1, ""))[0]:
+                chosen[row["name"]] = (level, row["value"])
+        return {name: value for name, (_, value) in chosen.items()}
+
+    # Webhook subscriptions (dbt Cloud's v3 webhooks; see webhooks.py) --------------------------
+
+    def _subscription(self, row: sqlite3.Row | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        data = dict(row)
+        data["event_types"] = json.loads(data["event_types"])
+        data["job_ids"] = json.loads(data["job_ids"])
+        data["active"] = bool(data["active"])
+        return data
+
+    def create_subscription(self, subscription_id: str, account_id: int, fields: dict[str, Any]) -> None:
+        """Insert a subscription; ``fields`` holds name, description, event_types, job_ids,
+        client_url, active and hmac_secret."""
+        now = utcnow()
+        with self._write() as conn:
+            conn.execute(
+                """INSERT INTO webhook_subscriptions (id, account_id, name, description, event_types,
+                       job_ids, client_url, active, hmac_secret, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    subscription_id,
+                    account_id,
+                    fields["name"],
+                    fields.get("description") or "",
+                    json.dumps(fields["event_types"]),
+                    json.dumps(fields["job_ids"]),
+                    fields["client_url"],
+                    int(fields["active"]),
+                    fields["hmac_secret"],
+                    now,
+                    now,
+                ),
+            )
+
+    def get_subscription(self, subscription_id: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT * FROM webhook_subscriptions WHERE id = ?", (subscription_id,))
+        return self._subscription(row.fetchone())
+
+    def list_subscriptions(self, account_id: int) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT * FROM webhook_subscriptions WHERE account_id = ? ORDER BY created_at, id", (account_id,)
+        )
+        return [self._subscription(row) for row in rows.fetchall()]  # type: ignore[misc]
+
+    def update_subscription(self, subscription_id: str, **fields: Any) -> bool:
+        """Change a subscription's columns (lists are stored as JSON); False if it does not exist."""
+        encoded = {
+            name: json.dumps(value) if name in ("event_types", "job_ids") else value
+            for name, value in fields.items()
+        }
+        encoded["updated_at"] = utcnow()
+        columns = ", ".join(f'"{name}" = ?' for name in encoded)
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"UPDATE webhook_subscriptions SET {columns} WHERE id = ?",  # noqa: S608
+                (*encoded.values(), subscription_id),
+            )
+            return cursor.rowcount == 1
+
+    def record_dispatch(self, subscription_id: str, http_status_code: int) -> None:
+        """Remember the latest delivery's HTTP status (0: no answer) and time, as dbt Cloud shows them."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE webhook_subscriptions SET http_status_code = ?, dispatched_at = ? WHERE id = ?",
+                (str(http_status_code), utcnow(), subscription_id),
+            )
+
+    def delete_subscription(self, subscription_id: str) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute("DELETE FROM webhook_subscriptions WHERE id = ?", (subscription_id,))
+            return cursor.rowcount == 1

@@ -88,7 +88,7 @@ def _print_proof(server) -> bool:
             )
         }
     print(f"\nAirflow DAG run {dag_run.run_id}: {dag_run.state}")
-    for task_id in ("extract", "load", DBT_TASK_ID, "ml_training"):
+    for task_id in ("extract", "load", DBT_TASK_ID, "ml_training", "record_dbt_model_assets"):
         state, tries = states.get(task_id, ("not run", 0))
         print(f"  {task_id:<28} {state}{f' (try {tries})' if tries and tries > 1 else ''}")
 
@@ -114,6 +114,11 @@ def _print_proof(server) -> bool:
             summary = ", ".join(f"{n} {kind} {status}" for (kind, status), n in sorted(counts.items()))
             print(f"  dbt build: {summary}")
 
+    events = xcoms.get("record_dbt_model_assets")
+    if events is not None:
+        print(
+            f"\nAirflow asset events: {events} (one per model, seed, snapshot built; alias dbt_cloud_models)"
+        )
     metrics = xcoms.get("ml_training")
     if metrics:
         print(

@@ -226,6 +226,11 @@ def nullable_components(version: str) -> dict[str, Any]:
     components["schemas"]["JobDefinitionSchedule"] = _inlined(
         "v2", {"$ref": "#/components/schemas/HumanReadableSchedule"}
     )
+    if "ConnectionTypeEnum" in components["schemas"]:
+        # The local dbt Cloud's warehouse is DuckDB, which dbt Cloud has no connection type for: its
+        # project reports "duckdb", what OpenLineage's dbt Cloud processor reads (serializers.project_v3).
+        types = components["schemas"]["ConnectionTypeEnum"]
+        types["enum"] = [*types["enum"], "duckdb"]
     return _nullable(components)
 
 

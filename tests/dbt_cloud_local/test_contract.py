@@ -25,8 +25,11 @@ from helpers import resolve, spec, trigger, validate_against_spec, wait_for_stat
 from dbt_cloud_local.app import create_app
 from dbt_cloud_local.testing import LocalDbtCloud
 
-#: Served routes the specs do not describe: the local server's own routes and its HTML run pages.
+#: Served routes the specs do not describe: the local server's own routes, its HTML run pages, and
+#: dbt Cloud routes that clients call although the published specs leave them out.
 LOCAL_ONLY = {
+    "/api/v3/accounts/{account_id}/environments/": "dbt-jobs-as-code `validate --online` calls it; not in "
+    "the v3 spec (test_jobs_api.py validates its items as EnvironmentV3Response)",
     "/_local/health": "health check of the local server",
     "/_local/faults": "fault injection of the local server",
     "/deploy/": "HTML run index (dbt Cloud's web UI, not its API)",
@@ -35,6 +38,9 @@ LOCAL_ONLY = {
 }
 #: ``GET /`` is the provider's ``test_connection``: it answers the account list.
 ALIASES = {"/": "/api/v2/accounts/"}
+#: A webhook subscription to a closed loopback port (its test event is refused at once).
+WEBHOOK = {"name": "contract", "client_url": "http://127.0.0.1:9/", "event_types": ["job.run.completed"],
+           "active": True, "job_ids": [999]}  # fmt: skip
 #: Request bodies of the routes that need one.
 BODIES = {
     ("POST", "/api/v2/accounts/{account_id}/jobs/{job_id}/run/"): {"cause": "contract"},
@@ -48,11 +54,56 @@ BODIES = {
         "env_var_names": ["DBT_CONTRACT"]
     },
     ("PUT", "/_local/faults"): {},
+    ("POST", "/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/"): {
+        "account_id": 1,
+        "project_id": 1,
+        "name": "DBT_CONTRACT_JOB",
+        "type": "job",
+        "job_definition_id": 5,
+        "raw_value": "a",
+    },
+    ("POST", "/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/{env_var_id}/"): {
+        "raw_value": "changed by the contract test"
+    },
+    ("POST", "/api/v2/accounts/{account_id}/jobs/"): {
+        "name": "Contract job",
+        "environment_id": 1,
+        "execute_steps": ["dbt seed"],
+    },
+    ("POST", "/api/v2/accounts/{account_id}/jobs/{job_id}/"): {"description": "changed by the contract test"},
+    ("POST", "/api/v3/accounts/{account_id}/webhooks/subscriptions"): WEBHOOK,
+    ("PUT", "/api/v3/accounts/{account_id}/webhooks/subscription/{subscription_id}"): WEBHOOK,
+}
+#: Query parameters of the routes that need some.
+PARAMS = {
+    ("GET", "/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/job/"): {
+        "job_definition_id": 5
+    },
+}
+#: Routes that change or delete the job in their path: each call gets a job of its own (deleted after).
+JOB_WRITES = {
+    ("POST", "/api/v2/accounts/{account_id}/jobs/{job_id}/"),
+    ("DELETE", "/api/v2/accounts/{account_id}/jobs/{job_id}/"),
+}
+SUBSCRIPTION_DELETE = ("DELETE", "/api/v3/accounts/{account_id}/webhooks/subscription/{subscription_id}")
+#: One env var value: a create is undone before the next call, a delete gets a value of its own.
+ENV_VAR_CREATE = ("POST", "/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/")
+ENV_VAR_DELETE = (
+    "DELETE",
+    "/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/{env_var_id}/",
+)
+#: Responses dbt Cloud gives where the spec documents another one. DELETE of a job: the spec says a
+#: bare 204, dbt Cloud answers 200 with the deleted job (state 2), as the local server does.
+RESPONSE_SCHEMAS = {
+    ("DELETE", "/api/v2/accounts/{account_id}/jobs/{job_id}/", 200): {
+        "$ref": "#/components/schemas/HumanReadableJobDefinitionEnveloped"
+    },
 }
 #: Keys whose values move between two calls (a queued run advancing, the clock).
 VOLATILE = re.compile(
     r"_at$|_at_humanized$|duration|^id$|_id$|logs$|^status|^in_progress$|^is_|^href$|_path$|^can_retry$"
     r"|^retry_not_supported_reason$|^notifications_sent$|^artifacts_saved$|^has_|^run_failure_count$|^cause$"
+    r"|^hmac_secret$"
 )
 
 
@@ -81,7 +132,31 @@ def ids(server: LocalDbtCloud) -> dict[str, Any]:
         "run_id": done["id"],
         "step_id": finished["run_steps"][0]["id"],
         "path": "manifest.json",
+        "subscription_id": scratch_subscription(server),
+        "env_var_id": scratch_env_var(server, "DBT_CONTRACT_UPDATE"),
     }
+
+
+def scratch_env_var(server: LocalDbtCloud, name: str = "DBT_CONTRACT_SCRATCH") -> int:
+    """A job override of its own (job 5) for the routes that change or delete one value."""
+    body = {**BODIES[ENV_VAR_CREATE], "name": name, "raw_value": "x"}
+    with server.client() as client:
+        response = client.post("/api/v3/accounts/1/projects/1/environment-variables/", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["id"]
+
+
+def delete_env_var(client: httpx.Client, response: httpx.Response) -> None:
+    if response.status_code < 300:
+        client.delete(f"/api/v3/accounts/1/projects/1/environment-variables/{response.json()['data']['id']}/")
+
+
+def scratch_subscription(server: LocalDbtCloud) -> str:
+    """A webhook subscription of its own (the DELETE route gets a fresh one per call)."""
+    with server.client() as client:
+        response = client.post("/api/v3/accounts/1/webhooks/subscriptions", json=WEBHOOK)
+    assert response.status_code == 201, response.text
+    return response.json()["data"]["id"]
 
 
 def failed_latest_run(server: LocalDbtCloud) -> int:
@@ -165,8 +240,23 @@ def shape(value: Any, key: str = "") -> Any:
 
 def call(client: httpx.Client, method: str, template: str, url: str) -> httpx.Response:
     body = BODIES.get((method, template))
-    params = {"step": 1} if template.endswith("{path:path}") else {}
+    params = {"step": 1} if template.endswith("{path:path}") else PARAMS.get((method, template), {})
     return client.request(method, url, json=body, params=params)
+
+
+def scratch_job(client: httpx.Client) -> int:
+    """A job of its own for a route that changes or deletes one (the shared server keeps its jobs)."""
+    body = {"name": "Contract scratch", "environment_id": 2, "execute_steps": ["dbt seed"]}
+    response = client.post("/api/v2/accounts/1/jobs/", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["id"]
+
+
+def delete_jobs(client: httpx.Client, *responses: httpx.Response) -> None:
+    """Delete the jobs that create/update calls answered with, so the shared server lists its five jobs."""
+    for response in responses:
+        if response.status_code < 300:
+            client.delete(f"/api/v2/accounts/1/jobs/{response.json()['data']['id']}/")
 
 
 ROUTES = served_routes()
@@ -184,20 +274,38 @@ def test_route_keeps_the_contract(
     server: LocalDbtCloud, ids: dict[str, Any], method: str, template: str
 ) -> None:
     retry = method == "POST" and template.endswith("/runs/{run_id}/retry/")  # one failed run per call
-    url = concrete(template, ids | ({"run_id": failed_latest_run(server)} if retry else {}))
-    other = url[:-1] if url.endswith("/") else url + "/"
-    if url == "/":
-        other = "/api/v2/accounts"  # the root has no slash-less form; its alias stands in
+    job_write = (method, template) in JOB_WRITES
     with server.client() as client:
+        own = {"job_id": scratch_job(client)} if job_write else {}
+        if (method, template) == SUBSCRIPTION_DELETE:
+            own = {"subscription_id": scratch_subscription(server)}
+        if (method, template) == ENV_VAR_DELETE:
+            own = {"env_var_id": scratch_env_var(server)}
+        url = concrete(template, ids | own | ({"run_id": failed_latest_run(server)} if retry else {}))
+        other = url[:-1] if url.endswith("/") else url + "/"
+        if url == "/":
+            other = "/api/v2/accounts"  # the root has no slash-less form; its alias stands in
         first = call(client, method, template, url)
+        if (method, template) == ENV_VAR_CREATE:
+            delete_env_var(client, first)
+        if (method, template) == ENV_VAR_DELETE:
+            other = concrete(template, ids | {"env_var_id": scratch_env_var(server)}).rstrip("/")
+        if job_write:
+            other = concrete(template, ids | {"job_id": scratch_job(client)}).rstrip("/")
+        if (method, template) == SUBSCRIPTION_DELETE:
+            other = concrete(template, ids | {"subscription_id": scratch_subscription(server)}) + "/"
         if retry and first.status_code < 300:
             client.post(f"/api/v2/accounts/1/runs/{first.json()['data']['id']}/cancel/")
             other = concrete(template, ids | {"run_id": failed_latest_run(server)}).rstrip("/")
         second = call(client, method, template, other)
+        if (method, template) == ENV_VAR_CREATE:
+            delete_env_var(client, second)
         if method == "POST" and template.endswith(("/run/", "/rerun/", "/retry/")):
             for response in (first, second):  # leave the shared server idle
                 if response.status_code < 300:
                     client.post(f"/api/v2/accounts/1/runs/{response.json()['data']['id']}/cancel/")
+        if (template == "/api/v2/accounts/{account_id}/jobs/" and method == "POST") or job_write:
+            delete_jobs(client, first, second)
     assert first.status_code < 300, (url, first.text[:500])
     content_type = first.headers.get("content-type", "")
     assert (second.status_code, second.headers.get("content-type", "")) == (
@@ -217,7 +325,9 @@ def test_route_keeps_the_contract(
     if operation is None:
         return
     version, _, definition = operation
-    schema = json_schema(definition, first.status_code)
+    schema = RESPONSE_SCHEMAS.get((method, template, first.status_code)) or json_schema(
+        definition, first.status_code
+    )
     if schema is None:  # raw artifact files and 204s have no schema
         assert template.endswith("{path:path}") or first.status_code == 204, (method, template)
         return
@@ -241,7 +351,8 @@ def test_route_errors_use_the_envelope(server: LocalDbtCloud, method: str, templ
     """Without a token every API route answers 401 in the status envelope, with or without the slash;
     with one, an unknown account answers 404."""
     url = concrete(template, {"account_id": 987654, "project_id": 1, "environment_id": 1, "job_id": 1,
-                              "run_id": 1, "step_id": 1, "path": "manifest.json"})  # fmt: skip
+                              "run_id": 1, "step_id": 1, "path": "manifest.json",
+                              "subscription_id": "wsu_unknown", "env_var_id": 1})  # fmt: skip
     with httpx.Client(base_url=server.base_url, verify=server.trust) as anonymous:
         for form in (url, url.rstrip("/")):
             refused = anonymous.request(method, form)

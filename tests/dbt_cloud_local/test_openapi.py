@@ -216,6 +216,22 @@ def test_artifacts_and_delete_match_the_spec(server: LocalDbtCloud, runs: dict[s
         )
 
 
+def test_env_var_value_routes_match_the_spec(server: LocalDbtCloud) -> None:
+    """Create, update and delete one value (a job override, as dbt-jobs-as-code writes them)."""
+    base = "/api/v3/accounts/1/projects/1/environment-variables/"
+    spec_path = "/api/v3/accounts/{account_id}/projects/{project_id}/environment-variables/"
+    body = {"account_id": 1, "project_id": 1, "name": "DBT_SPEC_VALUE", "type": "job", "job_definition_id": 5}
+    with server.client() as client:
+        created = client.post(base, json={**body, "raw_value": "a"})
+        assert created.status_code == 200, created.text
+        validate("v3", response_schema("v3", spec_path, "post", 200), created.json())
+        value_id = created.json()["data"]["id"]
+        updated = client.post(f"{base}{value_id}/", json={**body, "raw_value": "b"})
+        assert updated.status_code == 200, updated.text
+        validate("v3", response_schema("v3", f"{spec_path}{{id}}/", "post", 200), updated.json())
+        assert client.delete(f"{base}{value_id}/").status_code == 204
+
+
 @pytest.mark.parametrize(
     ("method", "url", "expected"),
     [
@@ -249,6 +265,16 @@ def test_every_served_route_is_walked(runs: dict[str, int]) -> None:
         ("DELETE", "/api/v3/accounts/1/projects/1/environment-variables/bulk/"),
         # needs a failed latest run: covered by test_contract and test_run_retry
         ("POST", f"/api/v2/accounts/1/runs/{runs['done']}/retry/"),
+        # job writes and the v3 routes dbt-jobs-as-code reads: test_contract and test_jobs_api
+        ("POST", "/api/v2/accounts/1/jobs/"),
+        ("POST", "/api/v2/accounts/1/jobs/5/"),
+        ("DELETE", "/api/v2/accounts/1/jobs/5/"),
+        ("GET", "/api/v3/accounts/1/environments/"),
+        ("GET", "/api/v3/accounts/1/projects/1/environment-variables/job/"),
+        # one value of a variable: test_env_var_value_routes_match_the_spec
+        ("POST", "/api/v3/accounts/1/projects/1/environment-variables/"),
+        ("POST", "/api/v3/accounts/1/projects/1/environment-variables/1/"),
+        ("DELETE", "/api/v3/accounts/1/projects/1/environment-variables/1/"),
     }
     for route in api.router.routes:
         template = route.path  # type: ignore[attr-defined]

@@ -69,9 +69,9 @@ def test_default_config_matches_the_brief(monkeypatch: pytest.MonkeyPatch) -> No
     assert config.environments[1].dbt_executable == config.root / ".venv-dbt/bin/dbt"
     assert config.environments[1].env["DBT_DUCKDB_PATH"] == "/data/override.duckdb"
     assert {job.id: (job.name, job.execute_steps, job.generate_docs) for job in config.jobs.values()} == {
-        1: ("eltml build", ("dbt seed", "dbt build"), True),
-        2: ("Hourly Run", ("dbt build --select tag:hourly",), False),
-        3: ("Daily Run", ("dbt build --select tag:daily",), False),
+        1: ("eltml build [[eltml_build]]", ("dbt seed", "dbt build"), True),
+        2: ("Hourly Run [[hourly_run]]", ("dbt build --select tag:hourly",), False),
+        3: ("Daily Run [[daily_run]]", ("dbt build --select tag:daily",), False),
     }
     assert config.api_tokens == ("dbtc_local_dev_token",)
 

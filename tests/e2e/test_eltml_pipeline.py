@@ -19,7 +19,7 @@ from dbt_cloud_local.testing import processes_in
 from tests.e2e.conftest import CANCELLED, DBT_TASK, ELTML, ERROR, NOT_OK, SUCCESS, Pipeline
 
 FAST_RETRIES = ("--set", f"{DBT_TASK}.retry_delay=1")
-ALL_TASKS = {"extract", "load", DBT_TASK, "ml_training"}
+ALL_TASKS = {"extract", "load", DBT_TASK, "ml_training", "record_dbt_model_assets"}
 
 
 def _date(day: int) -> dt.datetime:
