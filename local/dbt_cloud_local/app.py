@@ -162,18 +162,28 @@ def create_app(ctx: ServerContext, faults: FaultInjector) -> FastAPI:
         path = request.url.path
         if path == "/" and request.method == "GET" and _wants_html(request):
             return RedirectResponse("/deploy/")
-        if _is_api_path(path):
-            decision = faults.decide(request.method, path)
-            if decision.latency_seconds:
-                await asyncio.sleep(decision.latency_seconds)
-            if decision.status is not None:
-                headers = {"Retry-After": "1"} if decision.status == 429 else None
-                return _error(
-                    decision.status,
-                    "Injected fault",
-                    "The local dbt Cloud server injected this error on purpose.",
-                    headers=headers,
-                )
+        if not _is_api_path(path):
+            return await _checked(request, call_next)
+        decision = faults.decide(request.method, path)
+        if decision.latency_seconds:
+            await asyncio.sleep(decision.latency_seconds)
+        if decision.status is None:
+            return await _checked(request, call_next)
+        if decision.after:  # the request is carried out; its answer is lost on the way back
+            carried_out = await _checked(request, call_next)
+            async for _ in getattr(carried_out, "body_iterator", ()):
+                pass
+        headers = {"Retry-After": "1"} if decision.status == 429 else None
+        return _error(
+            decision.status,
+            "Injected fault",
+            "The local dbt Cloud server injected this error on purpose.",
+            headers=headers,
+        )
+
+    async def _checked(request: Request, call_next: Any) -> Response:
+        """Authentication and the checks every request passes, then the route."""
+        path = request.url.path
         if _is_api_path(path) or path.startswith("/_local/faults"):
             refusal = _authorize(request, ctx.config)
             if refusal is not None:

@@ -20,6 +20,8 @@ Shape::
           status: 503
           rate: 1.0            # probability for each matching request
           times: 2             # optional: only the first N matching requests
+          after: false         # true: carry the request out, then answer the error instead (the
+                               # answer to a write that dbt Cloud made is lost: proxy timeout, reset)
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class FaultRule:
     method: str | None = None
     rate: float = 1.0
     times: int | None = None
+    after: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and bool(self.path.search(path))
@@ -51,6 +54,7 @@ class FaultRule:
             "status": self.status,
             "rate": self.rate,
             "times": self.times,
+            "after": self.after,
         }
 
 
@@ -116,6 +120,9 @@ def parse_fault_settings(raw: dict[str, Any]) -> FaultSettings:
             raise ValueError(f"{where}.path is not a valid regular expression: {exc}") from exc
         method = rule.get("method")
         times = rule.get("times")
+        after = rule.get("after", False)
+        if not isinstance(after, bool):
+            raise ValueError(f"{where}.after must be true or false, got {after!r}")
         if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
             raise ValueError(f"{where}.times must be a positive integer")
         rules.append(
@@ -125,6 +132,7 @@ def parse_fault_settings(raw: dict[str, Any]) -> FaultSettings:
                 method=str(method).upper() if method else None,
                 rate=_rate(rule.get("rate", 1.0), f"{where}.rate"),
                 times=times,
+                after=after,
             )
         )
     return FaultSettings(
@@ -141,6 +149,8 @@ def parse_fault_settings(raw: dict[str, Any]) -> FaultSettings:
 class FaultDecision:
     latency_seconds: float
     status: int | None
+    #: The request is carried out first and only its answer is replaced (a lost answer to a write).
+    after: bool = False
 
 
 class FaultInjector:
@@ -171,7 +181,7 @@ class FaultInjector:
     def decide(self, method: str, path: str) -> FaultDecision:
         with self._lock:
             settings = self._settings
-            status = None
+            status, after = None, False
             for index, rule in enumerate(settings.rules):
                 remaining = self._remaining.get(index)
                 if remaining == 0 or not rule.matches(method, path):
@@ -179,10 +189,10 @@ class FaultInjector:
                 if self._random.random() < rule.rate:
                     if remaining is not None:
                         self._remaining[index] = remaining - 1
-                    status = rule.status
+                    status, after = rule.status, rule.after
                     break
             if status is None and settings.error_rate and self._random.random() < settings.error_rate:
                 status = self._random.choice(settings.error_statuses)
             if status is not None:
                 self.injected += 1
-            return FaultDecision(latency_seconds=settings.latency_ms / 1000.0, status=status)
+            return FaultDecision(latency_seconds=settings.latency_ms / 1000.0, status=status, after=after)

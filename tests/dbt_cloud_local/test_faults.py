@@ -110,3 +110,36 @@ def test_cli_flags_inject_faults(make_server: Callable[..., LocalDbtCloud]) -> N
     )
     assert response.status_code == 429
     assert response.headers["retry-after"] == "1"
+
+
+def test_a_fault_after_the_request_carries_out_the_write_and_loses_the_answer(faulty: LocalDbtCloud) -> None:
+    """``after: true``: what a client sees when dbt Cloud made the run but the answer never arrived."""
+    set_faults(
+        faulty, {"rules": [{"method": "POST", "path": r"/jobs/5/run/$", "status": 503, "after": True}]}
+    )
+    try:
+        with faulty.client() as client:
+            before = client.get("/api/v2/accounts/1/runs/", params={"job_definition_id": 5}).json()
+            lost = client.post(
+                "/api/v2/accounts/1/jobs/5/run/", json={"cause": "answer lost after the write"}
+            )
+            after = client.get(
+                "/api/v2/accounts/1/runs/",
+                params={"job_definition_id": 5, "order_by": "-id", "include_related": '["trigger"]'},
+            ).json()
+    finally:
+        set_faults(faulty, {})
+    assert lost.status_code == 503
+    assert after["extra"]["pagination"]["total_count"] == before["extra"]["pagination"]["total_count"] + 1
+    newest = after["data"][0]
+    assert newest["trigger"]["cause"] == "answer lost after the write"
+    with faulty.client() as client:  # leave no run in flight for the other tests
+        client.post(f"/api/v2/accounts/1/runs/{newest['id']}/cancel/")
+    wait_for_status(faulty, newest["id"], timeout=60)
+
+
+def test_after_must_be_a_boolean(faulty: LocalDbtCloud) -> None:
+    with faulty.client() as client:
+        bad = client.put("/_local/faults", json={"rules": [{"path": "x", "status": 503, "after": "yes"}]})
+    assert bad.status_code == 400
+    assert "rules[0].after must be true or false" in bad.json()["status"]["user_message"]

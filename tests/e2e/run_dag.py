@@ -9,8 +9,11 @@ test does not wait minutes; what the tasks do is the DAG file's.
 cannot show what happens when a user clears a task. ``--resume`` plays the scheduler's part instead:
 after ``airflow tasks clear``, it schedules and runs the cleared task instances of the *existing* DAG
 run, each try numbered as the scheduler numbers it, deferrals handled by an in-process triggerer.
+``--run-id`` does the same for a run something else queued (the webhook receiver, which only creates
+the DAG run in the metadata DB; in a deployment the scheduler then runs it).
 
     python -m tests.e2e.run_dag DAG_ID LOGICAL_DATE [--resume] [--set TASK.ATTR=SECONDS] [--conf JSON]
+    python -m tests.e2e.run_dag DAG_ID --run-id RUN_ID
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ TIMEDELTA_ATTRIBUTES = {"retry_delay", "execution_timeout"}
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("dag_id")
-    parser.add_argument("logical_date", type=dt.datetime.fromisoformat)
+    parser.add_argument("logical_date", type=dt.datetime.fromisoformat, nargs="?")
     parser.add_argument("--resume", action="store_true", help="run the cleared tasks of the existing run")
+    parser.add_argument("--run-id", help="run the tasks of this existing (queued) DAG run")
     parser.add_argument("--set", action="append", default=[], help="TASK_ID.ATTRIBUTE=NUMBER")
     parser.add_argument("--conf", type=json.loads, default=None, help="DAG run conf (params), as JSON")
     args = parser.parse_args()
@@ -42,17 +46,20 @@ def main() -> int:
         number = float(value)
         converted = dt.timedelta(seconds=number) if attribute in TIMEDELTA_ATTRIBUTES else int(number)
         setattr(dag.get_task(task_id), attribute, converted)
-    logical_date = args.logical_date.replace(tzinfo=dt.UTC)
-    if args.resume:
-        dag_run = resume_cleared_run(dag, logical_date)
+    if args.run_id:
+        dag_run = drive_existing_run(dag, run_id=args.run_id)
+    elif args.resume:
+        dag_run = drive_existing_run(dag, logical_date=args.logical_date.replace(tzinfo=dt.UTC))
     else:
+        logical_date = args.logical_date.replace(tzinfo=dt.UTC)
         dag_run = dag.test(logical_date=logical_date, run_conf=args.conf)
     print("DAG_RUN_RESULT " + json.dumps({"run_id": dag_run.run_id, "state": str(dag_run.state)}))
     return 0
 
 
-def resume_cleared_run(dag, logical_date: dt.datetime):
-    """Run the schedulable task instances of the DAG run at ``logical_date`` until it finishes."""
+def drive_existing_run(dag, *, logical_date: dt.datetime | None = None, run_id: str | None = None):
+    """Run the schedulable task instances of an existing DAG run (by logical date or run id) until it
+    finishes, as the scheduler would."""
     from airflow.models.dagrun import DagRun
     from airflow.sdk.definitions.dag import _run_task
     from airflow.serialization.serialized_objects import DagSerialization
@@ -62,11 +69,10 @@ def resume_cleared_run(dag, logical_date: dt.datetime):
 
     scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     with create_session() as session:
-        dag_run = session.scalar(
-            select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.logical_date == logical_date)
-        )
+        which = DagRun.run_id == run_id if run_id else DagRun.logical_date == logical_date
+        dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id, which))
         if dag_run is None:
-            raise SystemExit(f"No run of {dag.dag_id} at {logical_date}: nothing to resume")
+            raise SystemExit(f"No run of {dag.dag_id} at {run_id or logical_date}: nothing to run")
         dag_run.dag = scheduler_dag
         while dag_run.state in (DagRunState.RUNNING, DagRunState.QUEUED):
             dag_run.state = DagRunState.RUNNING

@@ -123,10 +123,12 @@ def test_cancelled_run_resumes_at_its_step_and_a_dead_worker_does_not_start_a_se
 def test_dag_succeeds_first_try_with_30_percent_of_api_answers_failing(pipeline: Pipeline):
     known = len(pipeline.runs())
     # 30 % of all answers, plus one sure fault on each synchronous call the task makes: the lookup,
-    # the trigger (a 503 on a write: looked up again before the next POST) and the status read.
+    # the trigger (a 503 on a write: looked up again before the next POST), the trigger again with the
+    # run made but its answer lost (`after`: the lookup finds it, no second POST), the status read.
     sure = [
         {"method": "GET", "path": "/runs/$", "status": 429, "times": 1},
         {"method": "POST", "path": r"/jobs/\d+/run/$", "status": 503, "times": 1},
+        {"method": "POST", "path": r"/jobs/\d+/run/$", "status": 503, "times": 1, "after": True},
         {"method": "GET", "path": r"/runs/\d+/$", "status": 503, "times": 1},
     ]
     pipeline.set_faults(error_rate=0.3, error_statuses=[429, 503], seed=11, rules=sure)
@@ -139,7 +141,7 @@ def test_dag_succeeds_first_try_with_30_percent_of_api_answers_failing(pipeline:
 
     assert outcome.state == "success", outcome.output[-4000:]
     assert pipeline.task_instances(ELTML, outcome.run_id)[DBT_TASK] == ("success", 1)
-    assert injected >= 3, f"only {injected} faults were injected: the test proves nothing"
+    assert injected >= 4, f"only {injected} faults were injected: the test proves nothing"
     assert "dbt Cloud API call failed (attempt 1 of 8): 503" in outcome.output
     assert len(pipeline.runs()[known:]) == 1, "retried calls did not trigger a second run"
 

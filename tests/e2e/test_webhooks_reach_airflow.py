@@ -215,7 +215,7 @@ def test_a_run_started_in_dbt_cloud_triggers_the_webhook_dag_and_the_model_consu
 
 def _run_webhook_dag(stack: Stack, dag_run_id: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.run_triggered_dag", WEBHOOK_DAG_ID, dag_run_id],
+        [sys.executable, "-m", "tests.e2e.run_dag", WEBHOOK_DAG_ID, "--run-id", dag_run_id],
         cwd=PROJECT_ROOT,
         env=stack.env,
         capture_output=True,
