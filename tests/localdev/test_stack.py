@@ -19,7 +19,7 @@ import pytest
 from stack_harness import IsolatedStack, postgres_reachable
 
 DAG_ID = "dbt_cloud_provider_eltml"
-ELTML_TASKS = {"extract", "load", "trigger_dbt_cloud_job_run", "ml_training"}
+ELTML_TASKS = {"extract", "load", "trigger_dbt_cloud_job_run", "ml_training", "record_dbt_model_assets"}
 
 
 def _ok(result, what: str) -> str:
