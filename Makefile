@@ -185,13 +185,15 @@ screenshots: venv browser
 #   DBT_BASE_URL=https://cloud.getdbt.com DBT_API_KEY=<service token> make jobs-plan JOBS_VARS=<vars file>
 JOBS_FILE ?= dbt_cloud_jobs/jobs.yml
 JOBS_VARS ?= dbt_cloud_jobs/local.vars.yml
-DBT_BASE_URL ?= https://localhost:8443
+DBT_BASE_URL ?= $(LOCAL_DBT_CLOUD_URL)
 .PHONY: jobs-plan jobs-sync
 
-# The local server's CA bundle (public CAs + the local CA) is trusted when there is one and none is set.
+# Against the local dbt Cloud, its CA bundle (public CAs + the local CA) is trusted, whatever bundle
+# the shell sets; another host keeps the shell's trust settings.
+LOCAL_DBT_CLOUD_URL := https://localhost:8443
 jobs-plan jobs-sync: $(JOBS_VENV)/.synced
 	@bundle="$(LOCALDEV_STATE_DIR)/dbt-cloud-local/tls/ca-bundle.pem"; \
-	if [ -z "$$REQUESTS_CA_BUNDLE" ] && [ -f "$$bundle" ]; then export REQUESTS_CA_BUNDLE="$$bundle"; fi; \
+	if [ "$(DBT_BASE_URL)" = "$(LOCAL_DBT_CLOUD_URL)" ] && [ -f "$$bundle" ]; then export REQUESTS_CA_BUNDLE="$$bundle"; fi; \
 	DBT_API_KEY="$${DBT_API_KEY:-dbtc_local_dev_token}" DBT_BASE_URL="$(DBT_BASE_URL)" \
 		$(JOBS_VENV)/bin/dbt-jobs-as-code $(patsubst jobs-%,%,$@) $(JOBS_FILE) --vars-yml $(JOBS_VARS)
 # --- end of the jobs-as-code section ----------------------------------------------------------------
