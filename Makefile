@@ -11,7 +11,7 @@ DBT_VENV := .venv-dbt
 JOBS_VENV := .venv-jobs-as-code
 UV_VERSION := 0.13.9
 # The oldest Python the code and the locks support (datetime.UTC, tomllib...); the locks are resolved for
-# every Python from it on, the Astro Runtime image's included. tests/test_python_support.py checks it.
+# every Python from it on, the Astro Runtime image's included. local/tests/test_python_support.py checks it.
 PYTHON_MIN := 3.11
 UV := $(VENV)/bin/uv
 
@@ -76,18 +76,21 @@ break-model: venv
 fix-model: venv
 	$(VENV)/bin/python -m dbt_cloud_local env-var unset DBT_FAIL_MODEL --data-dir $(LOCALDEV_STATE_DIR)/dbt-cloud-local
 
+# Both trees (pyproject's testpaths): tests/ (the image's suite) and local/tests/ (what needs local tools).
 # `browser` (defined below) makes sure the UI test has a Chromium.
 test: venv browser
 	$(VENV)/bin/pytest --timeout=900
 
-# The everyday lane: everything but the slow suites (e2e, browser, stack, parity; see tests/conftest.py).
+# The everyday lane: everything but the slow suites (e2e, browser, stack, parity; see local/tests/conftest.py).
 test-fast: venv
 	$(VENV)/bin/pytest --timeout=300 -m "not (e2e or browser or stack or parity)"
 
-# What `astro dev pytest tests/dags` and `astro dev parse` run, without Docker: only what the image holds (Airflow 3.3.2 +
-# requirements.txt + pytest), an empty AIRFLOW_HOME, no services and (where `unshare -n` is allowed,
-# as root in CI) no network at all.
+# What bare `astro dev pytest` and `astro dev parse` run, without Docker: `pytest tests/` in a copy of what the image
+# holds at /usr/local/airflow (the folders the CLI copies in, the image's top-level files; never local/), with only
+# the image's packages (Airflow 3.3.2 + requirements.txt + pytest), an empty AIRFLOW_HOME, no services and (where
+# `unshare -n` is allowed, as root in CI) no network at all.
 IMAGE_VENV := .venv-image
+IMAGE_FILES := dags tests plugins include .astro pyproject.toml requirements.txt packages.txt Dockerfile
 $(IMAGE_VENV)/.synced: requirements.txt constraints/local.lock $(VENV)/.synced
 	test -x $(IMAGE_VENV)/bin/python || $(UV) venv --quiet --python $(VENV)/bin/python $(IMAGE_VENV)
 	$(UV) pip install --quiet --python $(IMAGE_VENV)/bin/python -c constraints/local.lock \
@@ -95,11 +98,15 @@ $(IMAGE_VENV)/.synced: requirements.txt constraints/local.lock $(VENV)/.synced
 	touch $@
 
 test-image: $(IMAGE_VENV)/.synced
-	home=$$(mktemp -d) && isolate=$$(unshare -n true 2>/dev/null && echo "unshare -n") ; \
-	echo "AIRFLOW_HOME=$$home, network isolation: $${isolate:-not available}" ; \
-	$$isolate env -i PATH=/usr/bin:/bin HOME=$$home AIRFLOW_HOME=$$home PYTHONPATH=$(CURDIR) \
-		AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-		$(IMAGE_VENV)/bin/python -m pytest tests/dags .astro/test_dag_integrity_default.py -p no:cacheprovider
+	@image=$$(mktemp -d) && home=$$(mktemp -d) && isolate=$$(unshare -n true 2>/dev/null && echo "unshare -n") ; \
+	cp -r $(IMAGE_FILES) $$image/ && find $$image -name __pycache__ -prune -exec rm -rf {} + ; \
+	echo "Image copy: $$image, AIRFLOW_HOME=$$home, network isolation: $${isolate:-not available}" ; \
+	cd $$image && for target in tests/ .astro/test_dag_integrity_default.py; do \
+		echo "pytest $$target" ; \
+		$$isolate env -i PATH=/usr/bin:/bin HOME=$$home AIRFLOW_HOME=$$home PYTHONPATH=$$image \
+			AIRFLOW__CORE__DAGS_FOLDER=$$image/dags \
+			$(CURDIR)/$(IMAGE_VENV)/bin/python -m pytest $$target -p no:cacheprovider || exit 1 ; \
+	done ; rm -rf $$image $$home
 
 # The Astro path rehearsed in containers (local/astro_rehearsal): the project image from the unchanged
 # Dockerfile on a stand-in of the Runtime image, `astro dev pytest tests/dags` and `astro dev parse` in
@@ -133,6 +140,7 @@ distclean: clean
 # PostgreSQL (127.0.0.1:5432, database airflow_local; SQLite when none answers), airflow_settings.yaml
 # seeded, plus the local dbt Cloud. State and logs in .state/ (logs/stack/<component>.log).
 #   make up         start it in the background: UI http://localhost:8080 (no login), dbt Cloud :8443
+#                   (DBT_CLOUD_LOCAL_PORT moves the latter, as under astro dev start)
 #   make up-celery  the same on CeleryExecutor with two workers on the local Redis (= make up EXECUTOR=celery)
 #   make status     components and health
 #   make down       stop everything it started and free the ports
@@ -152,7 +160,7 @@ status: venv
 	$(VENV)/bin/python -m localdev.stack status
 # --- end of the local Airflow stack section ---------------------------------------------------------
 
-# --- Browser tests: the Airflow UI in a real headless Chromium (tests/browser) ---------------------
+# --- Browser tests: the Airflow UI in a real headless Chromium (local/tests/browser) ---------------
 #   make browser      make a Chromium available to Playwright (nothing to do when one is installed)
 #   make screenshots  regenerate the README screenshots (docs/screenshots/*.png) with the browser test
 # A system Chromium is used when there is one ($CHROMIUM, default /usr/bin/chromium); as root with
@@ -173,7 +181,7 @@ browser: venv
 	fi
 
 screenshots: venv browser
-	BROWSER_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest tests/browser -p no:cacheprovider \
+	BROWSER_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest local/tests/browser -p no:cacheprovider \
 		--timeout=900
 	@ls -l docs/screenshots/*.png
 # --- end of the browser tests section ---------------------------------------------------------------
@@ -190,7 +198,8 @@ DBT_BASE_URL ?= $(LOCAL_DBT_CLOUD_URL)
 
 # Against the local dbt Cloud, its CA bundle (public CAs + the local CA) is trusted, whatever bundle
 # the shell sets; another host keeps the shell's trust settings.
-LOCAL_DBT_CLOUD_URL := https://localhost:8443
+# DBT_CLOUD_LOCAL_PORT moves the local dbt Cloud's port on every path (dbt_cloud_local/client.py).
+LOCAL_DBT_CLOUD_URL := https://localhost:$(or $(DBT_CLOUD_LOCAL_PORT),8443)
 jobs-plan jobs-sync: $(JOBS_VENV)/.synced
 	@bundle="$(LOCALDEV_STATE_DIR)/dbt-cloud-local/tls/ca-bundle.pem"; \
 	if [ "$(DBT_BASE_URL)" = "$(LOCAL_DBT_CLOUD_URL)" ] && [ -f "$$bundle" ]; then export REQUESTS_CA_BUNDLE="$$bundle"; fi; \

@@ -19,7 +19,7 @@ temporary DuckDB warehouse, landing and models directories, the local dbt Cloud 
 the eltml DAG unmodified except for ``check_interval``. The DAG runs once (``dag.test()``, with
 ml_training marked successful), so extract and load are done; then each sample clears only the dbt
 task of that DAG run (the function ``airflow tasks clear`` uses) and resumes the run with
-``tests/e2e/run_dag.py``'s ``resume_cleared_run`` (scheduler loop plus in-process triggerer). The
+``local/tests/e2e/run_dag.py``'s ``resume_cleared_run`` (scheduler loop plus in-process triggerer). The
 cleared task's try number is above 1, so with ``retry_from_failure`` it calls dbt Cloud's ``/rerun/``,
 which after a successful run is a normal full run. Samples interleave the intervals so drift in
 machine load spreads evenly. Each sample costs one dbt build (about 20-25 s on 2 idle cores), so the

@@ -1,18 +1,18 @@
 """
-``make astro-rehearsal``: rehearse ``astro dev pytest``, ``astro dev parse`` and ``astro dev start``
-in containers, on a machine with Podman instead of Docker, and print the proof.
+``make astro-rehearsal``: the Astro path as the real Astro CLI runs it, in containers on Podman.
 
-Phases, each timed:
+Each step is what a command of astro-cli v1.45 does (``astro_cli.py`` says where in its source), with
+the CLI's own timings, and each phase is timed:
 1. stand-in images: a Debian root file system, the Astro Runtime 3.3-8 stand-in (tagged with the
    Dockerfile's FROM name) and the metadata database (cached: rebuilt only when their inputs change);
-2. the project image, built from the unchanged Dockerfile, then checked lean (no dbt, no trustme, no
-   local-only code);
-3. ``pytest tests/dags`` and ``.astro/test_dag_integrity_default.py`` in that image with no services;
-4. the stack ``astro dev start`` runs (the CLI's compose file for Airflow 3, merged with
-   docker-compose.override.yml, nothing built), airflow_settings.yaml upserted through the REST API;
-5. ``dbt_cloud_provider_eltml`` triggered and awaited; the DAG run, its tasks, the dbt Cloud run and
-   its steps printed, and the run link opened from the host;
-6. everything it started stopped and removed (containers, network, volumes; images stay cached).
+2. the project image as ``astro dev start`` builds it (``astro-run-dag`` appended to requirements.txt
+   for the build), checked lean (no dbt, no trustme, no local-only code);
+3. bare ``astro dev pytest`` (``pytest tests/``) and ``astro dev parse`` in that image, no services;
+4. the lifecycle, on the CLI's compose file for Airflow 3 merged with docker-compose.override.yml:
+   cold start (the api-server healthy within the CLI's 60 s after compose returns, then the settings
+   seeded) -> the eltml DAG succeeds -> stop -> start (dbt not reinstalled, the connection still
+   there) -> restart -> kill (every volume gone) -> start (dbt installed again) -> the DAG succeeds;
+5. everything it started removed (``astro dev kill``; images stay cached).
 """
 
 from __future__ import annotations
@@ -29,14 +29,16 @@ from pathlib import Path
 import httpx
 import yaml
 
-from astro_rehearsal import airflow_api, astro_compose, images, podman
+from astro_rehearsal import airflow_api, astro_cli, astro_compose, images, podman
+from dbt_cloud_local.client import host_port, port_taken_message
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = PROJECT_ROOT / ".state" / "astro-rehearsal"
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK_ID = "trigger_dbt_cloud_job_run"
-DBT_CLOUD_PORT = 8443  # published by docker-compose.override.yml
 DBT_CLOUD_CA = "/opt/dbt-cloud-local/data/tls/ca.pem"
+#: Written by container-start.sh when it installs dbt into the venv volume.
+DBT_INSTALL_STAMP = "/opt/dbt-cloud-local/venv/.installed-from"
 
 
 class Timings:
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make astro-rehearsal", description=__doc__.split("\n\n")[0])
     parser.add_argument("--api-port", type=int, default=0, help="host port of the api-server (default: free)")
     parser.add_argument("--postgres-port", type=int, default=0, help="host port of Postgres (default: free)")
-    parser.add_argument("--dag-timeout", type=float, default=900, help="seconds to wait for the DAG run")
+    parser.add_argument("--dag-timeout", type=float, default=900, help="seconds to wait for a DAG run")
     parser.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     args = parser.parse_args(argv)
 
@@ -94,83 +96,136 @@ def _rehearse(args: argparse.Namespace, timings: Timings) -> bool:
         made |= images.ensure_built(images.POSTGRES_IMAGE, images.HERE / "postgres")
         print(f"  {runtime_image}, {images.POSTGRES_IMAGE}: {'built' if made else 'cached'}")
 
-    with timings.phase(f"Project image {project.airflow_image} (unchanged Dockerfile)"):
-        images.build_project_image(PROJECT_ROOT, project.airflow_image)
+    with timings.phase(f"Project image {project.airflow_image} (astro dev start's build)"):
+        astro_cli.build(project)
         found = images.check_lean(project.airflow_image)
         if found:
             print("  The image holds what only runs locally: " + ", ".join(found), file=sys.stderr)
             return False
-        print("  lean: no dbt Core, no trustme, no local-only code, tests/dags only")
+        if not images.has_distribution(project.airflow_image, astro_cli.ASTRO_RUN_DAG_LINE):
+            print("  astro-run-dag is missing: the build did not use the CLI's requirements", file=sys.stderr)
+            return False
+        print(
+            "  lean: no dbt Core, no trustme, no local-only code; astro-run-dag installed as the CLI adds it"
+        )
 
-    with timings.phase("astro dev pytest tests/dags + astro dev parse (in the image, no services)"):
-        for test_path in ("tests/dags", ".astro/test_dag_integrity_default.py"):
-            code = images.pytest_in_image(PROJECT_ROOT, project.airflow_image, test_path)
+    for title, test_path in (("astro dev pytest (bare: pytest tests/)", "tests/"),
+                             ("astro dev parse", ".astro/test_dag_integrity_default.py")):  # fmt: skip
+        with timings.phase(f"{title} in the image, no services"):
+            code = astro_cli.pytest(project, test_path)
             if code != 0:
                 print(f"  pytest {test_path} exited with {code}", file=sys.stderr)
                 return False
 
-    compose_binary = podman.ensure_compose(STATE_DIR / "bin")
+    dbt_cloud_port = host_port()
+    if not _port_is_free(dbt_cloud_port):
+        raise podman.ContainerError(port_taken_message(dbt_cloud_port, "make astro-rehearsal"))
     settings = astro_compose.ComposeSettings(
         api_server_port=args.api_port or _free_port(8080),
         postgres_port=args.postgres_port or _free_port(5432),
         postgres_image=images.POSTGRES_IMAGE,
     )
-    if not _port_is_free(DBT_CLOUD_PORT):
-        raise podman.ContainerError(
-            f"port {DBT_CLOUD_PORT} is taken (docker-compose.override.yml publishes the local dbt Cloud "
-            "there): stop what uses it (`make down`?) and run again"
-        )
     compose_file = astro_compose.write(project, settings, STATE_DIR / "compose.yaml")
+    compose_binary = podman.ensure_compose(STATE_DIR / "bin")
     with podman.docker_api(STATE_DIR / "podman.sock") as env:
-        compose = [
+        argv = [
             str(compose_binary), "--project-name", project.compose_project,
             "--project-directory", str(PROJECT_ROOT),
             "-f", str(compose_file), "-f", str(PROJECT_ROOT / "docker-compose.override.yml"),
         ]  # fmt: skip
+        compose = astro_cli.Compose(
+            argv=argv,
+            env=env,
+            project=project,
+            api=airflow_api.AirflowApi(f"http://localhost:{settings.api_server_port}"),
+            show_logs=lambda: _show_logs(argv, env),
+        )
+        compose.kill()  # leftovers of an interrupted rehearsal
         try:
-            return _run_stack(compose, env, project, settings, args, timings)
+            return _lifecycle(compose, settings, dbt_cloud_port, args, timings)
         finally:
             if not args.keep:
-                with timings.phase("Stop and remove the stack (containers, network, volumes)"):
-                    podman.run(
-                        [*compose, "down", "--volumes", "--remove-orphans", "--timeout", "20"],
-                        env=env,
-                        check=False,
-                        quiet=True,
-                    )
+                with timings.phase("astro dev kill (clean up: containers, network, volumes)"):
+                    compose.kill()
 
 
-def _run_stack(compose, env, project, settings, args, timings: Timings) -> bool:
-    with timings.phase("astro dev start: the CLI's Airflow 3 services + the override, nothing built"):
-        podman.run([*compose, "down", "--volumes", "--remove-orphans"], env=env, check=False, quiet=True)
-        with podman.healthchecks_running(project.compose_project):
-            podman.run([*compose, "up", "--detach", "--no-build", "--pull", "never", "--quiet-pull"], env=env)
-            api = airflow_api.AirflowApi(f"http://localhost:{settings.api_server_port}")
-            try:
-                api.wait_until_healthy(timeout=300)
-            except airflow_api.AirflowApiError:
-                _show_logs(compose, env)
-                raise
+def _lifecycle(compose, settings, dbt_cloud_port: int, args, timings: Timings) -> bool:
+    with timings.phase("astro dev start, cold (dbt installed on first start)"):
+        _start(compose, settings, dbt_cloud_port)
+        installed_at = _dbt_install_stamp(compose)
+    with timings.phase(f"{DAG_ID} succeeds"):
+        if not _dag_succeeds(compose, dbt_cloud_port, args):
+            return False
+
+    with timings.phase("astro dev stop"):
+        compose.stop()
+    with timings.phase("astro dev start after stop (volumes kept)"):
+        _start(compose, settings, dbt_cloud_port, expect_connection=True)
+        _require(_dbt_install_stamp(compose) == installed_at, "dbt was installed again after stop/start")
+        print("  dbt not reinstalled (the venv volume was kept)")
+
+    with timings.phase("astro dev restart (stop, then start)"):
+        compose.stop()
+        _start(compose, settings, dbt_cloud_port, expect_connection=True)
+        _require(_dbt_install_stamp(compose) == installed_at, "dbt was installed again after restart")
+
+    with timings.phase("astro dev kill (every volume removed)"):
+        compose.kill()
+        left = compose.volumes()
+        _require(not left, f"volumes left after kill: {left}")
+        print("  no container, no volume left")
+    with timings.phase("astro dev start after kill (dbt installed again)"):
+        _start(compose, settings, dbt_cloud_port, expect_connection=False)
+        _require(_dbt_install_stamp(compose) != installed_at, "dbt was not installed again after kill")
+    with timings.phase(f"{DAG_ID} succeeds again"):
+        return _dag_succeeds(compose, dbt_cloud_port, args)
+
+
+def _start(compose: astro_cli.Compose, settings, dbt_cloud_port: int, expect_connection: bool | None = None):
+    """``astro dev start`` and what it prints; ``expect_connection``: the seeded connection must (True)
+    or must not (False) be there before the CLI seeds it again."""
+    report = compose.start()
+    print(
+        f"  compose up returned after {report.up_seconds:.0f} s; the api-server was healthy "
+        f"{report.healthy_after_up:.0f} s later (the CLI waits {astro_cli.CLI_WAIT_SECONDS:.0f} s)"
+    )
+    if expect_connection is not None:
+        with compose.api.client() as client:
+            present = client.get("/connections/dbt_cloud").status_code == 200
+        _require(present == expect_connection, f"dbt_cloud connection present before seeding: {present}")
         print(
-            f"  Airflow UI: http://localhost:{settings.api_server_port}   local dbt Cloud: "
-            f"https://localhost:{DBT_CLOUD_PORT}"
+            f"  dbt_cloud connection {'still there' if present else 'gone with the volumes'} before seeding"
         )
+    print("  seeded: " + ", ".join(compose.seed()))
+    print(f"  ➤ Airflow UI: {astro_cli.ui_address(compose.project.root)}  (the CLI's proxy; "
+          f"--no-proxy: http://localhost:{settings.api_server_port})")  # fmt: skip
+    print(f"  local dbt Cloud: https://localhost:{dbt_cloud_port}")
 
-    with timings.phase("airflow_settings.yaml upserted through the REST API"), api.client() as client:
-        written = airflow_api.upsert_settings(client, PROJECT_ROOT / astro_compose.SETTINGS_FILE)
-        print("  " + ", ".join(written))
 
-    with timings.phase(f"Trigger {DAG_ID} and wait for it"), api.client() as client:
+def _dbt_install_stamp(compose: astro_cli.Compose) -> str:
+    """When container-start.sh last installed dbt into the venv volume (the stamp file's mtime)."""
+    return compose.exec("dbt-cloud-local", "stat", "-c", "%Y", DBT_INSTALL_STAMP).strip()
+
+
+def _require(condition: bool, problem: str) -> None:
+    if not condition:
+        raise podman.ContainerError(problem)
+
+
+def _dag_succeeds(compose: astro_cli.Compose, dbt_cloud_port: int, args) -> bool:
+    with compose.api.client() as client:
         run_id = airflow_api.trigger(client, DAG_ID, wait_for_dag=180)
         print(f"  triggered {run_id}")
         dag_run = airflow_api.wait_for_run(client, DAG_ID, run_id, timeout=args.dag_timeout)
-        ok = _print_proof(client, compose, env, dag_run)
+        ok = _print_proof(client, compose, dbt_cloud_port, dag_run)
     if not ok:
-        _show_logs(compose, env)
+        compose.show_logs()
     return ok
 
 
-def _print_proof(client: httpx.Client, compose: list[str], env: dict[str, str], dag_run: dict) -> bool:
+def _print_proof(
+    client: httpx.Client, compose: astro_cli.Compose, dbt_cloud_port: int, dag_run: dict
+) -> bool:
     run_id = dag_run["dag_run_id"]
     print(f"\nAirflow DAG run {run_id}: {dag_run['state']}")
     for task_id, (state, tries) in airflow_api.task_states(client, DAG_ID, run_id).items():
@@ -180,31 +235,15 @@ def _print_proof(client: httpx.Client, compose: list[str], env: dict[str, str], 
 
     dbt_run_id = airflow_api.xcom(client, DAG_ID, run_id, DBT_TASK_ID, "return_value")
     run_link = airflow_api.xcom(client, DAG_ID, run_id, DBT_TASK_ID, "job_run_url")
-    ca_pem = podman.run(
-        [*compose, "exec", "-T", "dbt-cloud-local", "cat", DBT_CLOUD_CA], env=env, quiet=True
-    ).stdout
-    trust = ssl.create_default_context(cadata=ca_pem)
-    connection = next(
-        item
-        for item in yaml.safe_load((PROJECT_ROOT / astro_compose.SETTINGS_FILE).read_text())["airflow"][
-            "connections"
-        ]
-        if item["conn_id"] == "dbt_cloud"
-    )
+    trust = ssl.create_default_context(cadata=compose.exec("dbt-cloud-local", "cat", DBT_CLOUD_CA))
+    connections = yaml.safe_load((PROJECT_ROOT / astro_compose.SETTINGS_FILE).read_text())["airflow"]
+    connection = next(item for item in connections["connections"] if item["conn_id"] == "dbt_cloud")
     account = connection["conn_login"]
-    with httpx.Client(
-        base_url=f"https://localhost:{DBT_CLOUD_PORT}",
-        verify=trust,
-        timeout=30,
-        headers={"Authorization": f"Token {connection['conn_password']}"},
-    ) as dbt_cloud:
-        run = (
-            dbt_cloud.get(
-                f"/api/v2/accounts/{account}/runs/{dbt_run_id}/", params={"include_related": "run_steps"}
-            )
-            .raise_for_status()
-            .json()["data"]
-        )
+    base_url = f"https://localhost:{dbt_cloud_port}"
+    headers = {"Authorization": f"Token {connection['conn_password']}"}
+    with httpx.Client(base_url=base_url, verify=trust, timeout=30, headers=headers) as dbt_cloud:
+        path = f"/api/v2/accounts/{account}/runs/{dbt_run_id}/"
+        run = dbt_cloud.get(path, params={"include_related": "run_steps"}).raise_for_status().json()["data"]
         print(f"\ndbt Cloud run {run['id']}: {run['status_humanized']} in {run['duration_humanized']}")
         for step in run["run_steps"]:
             print(f"  step {step['index']}: {step['name']:<45} {step['status_humanized']}")
@@ -213,13 +252,13 @@ def _print_proof(client: httpx.Client, compose: list[str], env: dict[str, str], 
     return (
         run["status_humanized"] == "Success"
         and page.status_code == 200
-        and run_link.startswith(f"https://localhost:{DBT_CLOUD_PORT}/")
+        and run_link.startswith(f"{base_url}/")
     )
 
 
-def _show_logs(compose: list[str], env: dict[str, str]) -> None:
+def _show_logs(compose_argv: list[str], env: dict[str, str]) -> None:
     print("\nLast lines of each service's log:", file=sys.stderr)
-    podman.run([*compose, "logs", "--no-color", "--tail", "40"], env=env, check=False)
+    podman.run([*compose_argv, "logs", "--no-color", "--tail", "40"], env=env, check=False)
 
 
 def _port_is_free(port: int) -> bool:
@@ -228,6 +267,7 @@ def _port_is_free(port: int) -> bool:
 
 
 def _free_port(preferred: int) -> int:
+    """The CLI's rule with its proxy: the configured port when it is free, another one otherwise."""
     if _port_is_free(preferred):
         return preferred
     with socket.socket() as sock:

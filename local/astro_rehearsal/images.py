@@ -115,7 +115,7 @@ FORBIDDEN_IN_IMAGE = (
     ("benchmarks (bench/)", "test -e /usr/local/airflow/bench"),
     ("docs (docs/)", "test -e /usr/local/airflow/docs"),
     ("version locks (constraints/)", "test -e /usr/local/airflow/constraints"),
-    ("local test suites", "test -e /usr/local/airflow/tests/e2e"),
+    ("the local test suites (local/tests)", "test -e /usr/local/airflow/local/tests"),
     ("a dbt virtualenv", "test -e /usr/local/airflow/dbt_venv"),
 )
 
@@ -128,15 +128,22 @@ def check_lean(image: str) -> list[str]:
     ).stdout.split("\n")[:-1]
 
 
-def pytest_in_image(project_root: Path, image: str, test_path: str) -> int:
-    """``astro dev pytest``/``astro dev parse``: a bare container, the project folders copied in."""
+def has_distribution(image: str, distribution: str) -> bool:
+    """Whether ``distribution`` is installed in the image (``astro-run-dag``: ``astro dev start`` adds it)."""
+    probe = f"import importlib.metadata as m; m.version({distribution!r})"
+    return run(["podman", "run", "--rm", "--network", "none", image, "python", "-c", probe], check=False,
+               quiet=True).returncode == 0  # fmt: skip
+
+
+def pytest_in_image(project_root: Path, image: str, test_path: str, folders: tuple[str, ...]) -> int:
+    """``astro dev pytest``/``astro dev parse``: a bare container, the project ``folders`` copied in."""
     name = "astro-pytest"
     run(["podman", "rm", "-f", name], check=False, quiet=True)
     env_file = project_root / ".env"
     env_args = ["--env-file", str(env_file)] if env_file.exists() else []
     run(["podman", "create", "-i", "--name", name, *env_args, image, "pytest", test_path], quiet=True)
     try:
-        for folder in ("dags", "tests", "plugins", "include", ".astro"):
+        for folder in folders:
             if (project_root / folder).exists():
                 run(["podman", "cp", str(project_root / folder), f"{name}:/usr/local/airflow/"], quiet=True)
         run(["podman", "start", "-a", name], check=False)

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dbt_cloud_local import env_vars
+from dbt_cloud_local.client import DEFAULT_PORT
 from dbt_cloud_local.config import ConfigError, load_config, require_writable_dir, validate_for_serving
 from dbt_cloud_local.faults import parse_fault_settings
 from dbt_cloud_local.store import Store
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTPS API server")
     _common(serve)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every request (off: faster under load)")
     serve.add_argument("--fault-latency-ms", type=int, help="add this latency to every API request")
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help="the server's data dir (its CA)"
     )
-    health.add_argument("--port", type=int, default=8443)
+    health.add_argument("--port", type=int, default=DEFAULT_PORT)
 
     env = commands.add_parser("env", help="print the export lines clients need to trust the server")
     _common(env)

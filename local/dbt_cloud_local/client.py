@@ -22,6 +22,29 @@ from dbt_cloud_local.tls import tls_paths
 
 #: The conn_id tests use; the project's DAGs use ``dbt_cloud`` (include/dbt_cloud.py).
 CONN_ID = "dbt_cloud_local"
+#: The port the server listens on by default, and the host port every local path publishes it on
+#: (``make demo``, ``make up``, ``astro dev start`` through docker-compose.override.yml, the rehearsal).
+DEFAULT_PORT = 8443
+#: The one variable that moves that host port, on every path.
+PORT_ENV = "DBT_CLOUD_LOCAL_PORT"
+
+
+def host_port(environ: Mapping[str, str] | None = None) -> int:
+    """The host port the local dbt Cloud is published on: ``$DBT_CLOUD_LOCAL_PORT``, else 8443."""
+    value = (os.environ if environ is None else environ).get(PORT_ENV, "").strip()
+    if not value:
+        return DEFAULT_PORT
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"{PORT_ENV}={value!r} is not a port: set it to a number from 1 to 65535")
+    return int(value)
+
+
+def port_taken_message(port: int, what_runs: str) -> str:
+    """The one line a user reads when the local dbt Cloud's host port is in use."""
+    return (
+        f"port {port} (the local dbt Cloud) is already in use: stop what listens there (`make down` if "
+        f"it is a local stack), or pick another port, e.g. {PORT_ENV}={port + 1} {what_runs}"
+    )
 
 
 @dataclass(frozen=True)

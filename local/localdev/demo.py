@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from dbt_cloud_local.client import PORT_ENV, host_port, port_taken_message
 from dbt_cloud_local.testing import free_port, run_local_dbt_cloud
 from localdev.airflow_env import data_environment, project_environment
 from localdev.processes import is_running, read_records
@@ -24,7 +25,6 @@ from localdev.stack_settings import StackSettings
 
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK_ID = "trigger_dbt_cloud_job_run"
-DEFAULT_PORT = 8443
 
 
 def main() -> int:
@@ -42,7 +42,12 @@ def main() -> int:
     log_dir = airflow_home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     airflow_log = log_dir / f"demo-{time.strftime('%Y%m%dT%H%M%S')}.log"
-    port = DEFAULT_PORT if _port_is_free(DEFAULT_PORT) else free_port()
+    port = host_port()
+    if not _port_is_free(port):
+        if os.environ.get(PORT_ENV):  # asked for that port: say so rather than move elsewhere
+            print(port_taken_message(port, "make demo"), file=sys.stderr)
+            return 1
+        port = free_port()  # the default is busy: any free port will do for a demo
 
     _step(f"Starting the local dbt Cloud on https://localhost:{port}")
     data = data_environment(state.data_dir)

@@ -35,6 +35,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from dbt_cloud_local.client import PORT_ENV
 from localdev import metadata_db
 from localdev.health import airflow_health, airflow_problems, dbt_cloud_problem, wait_until_ready
 from localdev.processes import (
@@ -58,7 +59,7 @@ from localdev.stack_settings import REPO_ROOT, StackError, StackSettings, add_ar
 
 PORT_VARIABLES = {
     "api-server (UI)": "LOCALDEV_API_PORT",
-    "local dbt Cloud": "LOCALDEV_DBT_CLOUD_PORT",
+    "local dbt Cloud": PORT_ENV,
     "task log server": "LOCALDEV_LOG_SERVER_PORT",
     "triggerer log server": "LOCALDEV_LOG_SERVER_PORT",
 }

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbt_cloud_local.client import ClientAccess, client_access
+from dbt_cloud_local.client import DEFAULT_PORT, PORT_ENV, ClientAccess, client_access, host_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # this package is local/localdev/
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
@@ -32,7 +32,7 @@ class StackSettings:
     state_dir: Path = REPO_ROOT / ".state"
     executor: str = "local"
     api_port: int = 8080
-    dbt_cloud_port: int = 8443
+    dbt_cloud_port: int = DEFAULT_PORT
     #: The scheduler (LocalExecutor) or first Celery worker serves task logs here, the triggerer on +1.
     log_server_port: int = 8793
     database: str = "auto"
@@ -118,7 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="local (LocalExecutor) or celery (CeleryExecutor + workers on Redis); env LOCALDEV_EXECUTOR",
     )
     parser.add_argument("--api-port", type=int, default=int(_env("LOCALDEV_API_PORT", "8080")))
-    parser.add_argument("--dbt-cloud-port", type=int, default=int(_env("LOCALDEV_DBT_CLOUD_PORT", "8443")))
+    parser.add_argument(
+        "--dbt-cloud-port", type=int, default=host_port(), help=f"the local dbt Cloud's port (env {PORT_ENV})"
+    )
     parser.add_argument(
         "--log-server-port",
         type=int,
