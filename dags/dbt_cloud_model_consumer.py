@@ -35,7 +35,7 @@ def dbt_cloud_model_consumer():
     @task
     def report_rebuilt_features(*, triggering_asset_events: Any = None) -> list[dict[str, Any]]:
         """Name the dbt Cloud run(s) that rebuilt the table: what a real consumer would act on."""
-        from include.dbt_cloud_models import describe_model_events
+        from include.dbt_cloud.assets import describe_model_events
 
         return describe_model_events(triggering_asset_events, CUSTOMER_FEATURES)
 

@@ -12,7 +12,7 @@
   timeout resumes *that* run, through dbt Cloud's retry or an exact `steps_override`, so only the
   failed and skipped nodes run again, even if the job ran elsewhere since. This replaces the
   provider's `retry_from_failure` (which reruns the job's *latest* run) and `reuse_existing_run`;
-  see `include/dbt_cloud_operator.py`.
+  see `include/dbt_cloud/operator.py`.
 - **ml_training** fits a churn model on the `customer_features` mart and logs its metrics.
 - **record_dbt_model_assets** turns every model, seed and snapshot the dbt Cloud run built into an
   asset event (alias `dbt_cloud_models`), whatever the dbt task's outcome: failed or skipped nodes
@@ -30,8 +30,8 @@ from airflow.sdk import chain, dag, task
 
 from include.assets import JAFFLE_SHOP_MARTS, RAW_JAFFLE_SHOP
 from include.dag_defaults import START_DATE, default_args
-from include.dbt_cloud_models import dbt_model_assets_task
-from include.dbt_cloud_operator import DbtCloudResumableRunJobOperator
+from include.dbt_cloud.assets import dbt_model_assets_task
+from include.dbt_cloud.operator import DbtCloudResumableRunJobOperator
 
 # --- Edit these two for your dbt Cloud job ---------------------------------------------------------
 # Both are in the job's URL, e.g. https://cloud.getdbt.com/#/accounts/16173/projects/36467/jobs/65767/

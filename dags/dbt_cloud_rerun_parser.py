@@ -53,7 +53,7 @@ def dbt_cloud_rerun_parser():
         from airflow.exceptions import AirflowSkipException
 
         from include import dbt_cloud_rerun
-        from include.dbt_cloud import dbt_cloud_hook
+        from include.dbt_cloud.hook import dbt_cloud_hook
 
         if not params["run_id"]:
             raise ValueError("Set the 'run_id' param to the failed dbt Cloud run's id (Trigger DAG form).")
@@ -71,8 +71,8 @@ def dbt_cloud_rerun_parser():
 
     @task
     def trigger_rerun(plan: dict) -> int:
-        from include.dbt_cloud import dbt_cloud_hook
-        from include.dbt_cloud_rerun import RerunRequest, trigger_once
+        from include.dbt_cloud.hook import dbt_cloud_hook
+        from include.dbt_cloud.rerun import RerunRequest, trigger_once
 
         return trigger_once(dbt_cloud_hook(), ACCOUNT_ID, RerunRequest(**plan))
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from include.assets import DBT_CLOUD_MODELS
 from include.dag_defaults import START_DATE, default_args
+from include.dbt_cloud.assets import DBT_CLOUD_MODELS
 
 
 @dag(
@@ -37,7 +37,7 @@ def dbt_cloud_webhook_runs():
     @task(outlets=[DBT_CLOUD_MODELS])
     def record_model_assets(dag_run: Any = None, outlet_events: Any = None) -> int:
         """Asset events for the nodes the dbt Cloud run built (none for failed or skipped nodes)."""
-        from include.dbt_cloud_webhooks import record_webhook_run
+        from include.dbt_cloud.webhooks import record_webhook_run
 
         return record_webhook_run(dag_run.conf or {}, outlet_events)
 

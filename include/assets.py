@@ -6,17 +6,14 @@ ingestion (the guide's "after Fivetran" pattern) without knowing which DAG loade
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, AssetAlias
+from airflow.sdk import Asset
 
 RAW_JAFFLE_SHOP = Asset(name="jaffle_shop_raw", uri="duckdb://jaffle_shop/raw")
 #: Updated by the eltml DAG's dbt Cloud job (its only producer).
 JAFFLE_SHOP_MARTS = Asset(name="jaffle_shop_marts", uri="duckdb://jaffle_shop/marts")
 #: Updated by the after-ingestion DAG's *Daily Run* job (the models tagged `daily`).
 JAFFLE_SHOP_DAILY_MODELS = Asset(name="jaffle_shop_daily_models", uri="duckdb://jaffle_shop/daily_models")
-#: Every model, seed and snapshot a dbt Cloud run built successfully, one asset per node (see
-#: include.dbt_cloud_models): an alias, so the set follows the dbt project without DAG edits.
-DBT_CLOUD_MODELS = AssetAlias(name="dbt_cloud_models")
-#: One table the dbt Cloud run builds, as include.dbt_cloud_models names it (its URI, also its name):
+#: One table the dbt Cloud run builds, as include.dbt_cloud.assets names it (its URI, also its name):
 #: the customer_features mart the ML step reads. A DAG scheduled on it runs after a dbt Cloud run that
 #: rebuilt it, and not after one where it failed or was skipped.
 CUSTOMER_FEATURES = Asset(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pendulum
 
-from include.dbt_cloud import dbt_cloud_args
+from include.dbt_cloud.hook import dbt_cloud_args
 from include.notifications import FailureEmailNotifier
 
 #: A fixed date in the past: with catchup=False it only anchors the schedule.

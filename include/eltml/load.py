@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from include.eltml.extract import write_landing_files
-from include.eltml.raw_data import RAW_SCHEMA, RAW_TABLES
+from include.eltml.raw_data import RAW_SCHEMA, RAW_TABLES, generate_raw_data
 
 
 def load_files_into_warehouse(warehouse_path: str | Path, files: dict[str, str]) -> dict[str, int]:
@@ -50,3 +50,12 @@ def load_rows_into_warehouse(
     """Land ``rows_by_table`` in a scratch folder and load it: extract and load in one call."""
     with tempfile.TemporaryDirectory(prefix="eltml-landing-") as landing:
         return load_files_into_warehouse(warehouse_path, write_landing_files(rows_by_table, landing))
+
+
+def load_raw_tables(warehouse_path: str | Path, n_customers: int = 1000, seed: int = 42) -> dict[str, int]:
+    """Generate the demo rows and (re)load them into ``raw.*`` of a DuckDB file; return row counts.
+
+    A shortcut for tests and tools that need a ready warehouse without running the DAG's extract and
+    load tasks (which do the same through files).
+    """
+    return load_rows_into_warehouse(warehouse_path, generate_raw_data(n_customers, seed))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from pathlib import Path
 
 RAW_SCHEMA = "raw"
 #: Column names and DuckDB types of each raw table, in file order.
@@ -78,17 +77,6 @@ def generate_raw_data(n_customers: int = 1000, seed: int = 42) -> dict[str, list
                 payment_id = len(payments) + 1
                 payments.append((payment_id, order_id, _weighted(rng, PAYMENT_METHODS), basket))
     return {"customers": customers, "orders": orders, "payments": payments}
-
-
-def load_raw_tables(warehouse_path: str | Path, n_customers: int = 1000, seed: int = 42) -> dict[str, int]:
-    """Generate the demo rows and (re)load them into ``raw.*`` of a DuckDB file; return row counts.
-
-    A shortcut for tests and tools that need a ready warehouse without running the DAG's extract and
-    load tasks (which do the same through files).
-    """
-    from include.eltml.load import load_rows_into_warehouse
-
-    return load_rows_into_warehouse(warehouse_path, generate_raw_data(n_customers, seed))
 
 
 def _order_status(rng: random.Random, order_date: dt.date) -> str:

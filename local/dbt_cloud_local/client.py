@@ -20,7 +20,7 @@ from pathlib import Path
 from dbt_cloud_local.config import env_tokens, load_config
 from dbt_cloud_local.tls import tls_paths
 
-#: The conn_id tests use; the project's DAGs use ``dbt_cloud`` (include/dbt_cloud.py).
+#: The conn_id tests use; the project's DAGs use ``dbt_cloud`` (include/dbt_cloud/hook.py).
 CONN_ID = "dbt_cloud_local"
 #: The port the server listens on by default, and the host port every local path publishes it on
 #: (``make demo``, ``make up``, ``astro dev start`` through docker-compose.override.yml, the rehearsal).

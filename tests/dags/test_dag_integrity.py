@@ -42,7 +42,7 @@ def test_eltml_dag_has_the_guide_shape(dag_bag):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     dbt_task = dag.get_task("trigger_dbt_cloud_job_run")
     assert dbt_task.deferrable
-    # Resumes the run it launched (include/dbt_cloud_operator.py), in place of the provider's
+    # Resumes the run it launched (include/dbt_cloud/operator.py), in place of the provider's
     # retry_from_failure/reuse_existing_run.
     assert type(dbt_task).__name__ == "DbtCloudResumableRunJobOperator"
 
@@ -80,9 +80,9 @@ def test_every_dag_follows_conventions(dag_bag):
 
 
 def test_every_dbt_cloud_task_uses_the_shared_connection_and_hook_settings(dag_bag):
-    """One convention for every operator and sensor (include/dbt_cloud.py): a DAG that forgets the
+    """One convention for every operator and sensor (include/dbt_cloud/hook.py): a DAG that forgets the
     hook settings would fail on the first 429 instead of retrying it."""
-    from include.dbt_cloud import DBT_CLOUD_CONN_ID, HOOK_PARAMS
+    from include.dbt_cloud.hook import DBT_CLOUD_CONN_ID, HOOK_PARAMS
 
     dbt_tasks = [
         task

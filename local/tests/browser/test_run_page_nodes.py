@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from dbt_cloud_local.testing import run_local_dbt_cloud
-from include.eltml.raw_data import load_raw_tables
+from include.eltml.load import load_raw_tables
 
 SHOT = "5-local-dbt-cloud-run-nodes.png"
 

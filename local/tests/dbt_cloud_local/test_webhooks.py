@@ -1,6 +1,6 @@
 """
 Webhooks, end to end over real HTTP: the local dbt Cloud's v3 subscription routes, and its signed
-deliveries to the project's real receiver (``include/dbt_cloud_webhooks.py``, the app the Airflow
+deliveries to the project's real receiver (``include/dbt_cloud/webhooks.py``, the app the Airflow
 plugin mounts), served by uvicorn in this process.
 
 The receiver's Airflow side (the DAG trigger) is replaced by a recorder here, so these tests need no
@@ -26,7 +26,7 @@ from helpers import cli, trigger, validate_against_spec, wait_for_status, write_
 
 from dbt_cloud_local.testing import LocalDbtCloud, free_port
 from dbt_cloud_local.webhooks import retry_delays, sign
-from include.dbt_cloud_webhooks import EVENTS_PATH, JobRunEvent, create_app
+from include.dbt_cloud.webhooks import EVENTS_PATH, JobRunEvent, create_app
 
 SUBSCRIPTIONS = "/api/v3/accounts/1/webhooks/subscriptions"
 SUBSCRIPTION = "/api/v3/accounts/1/webhooks/subscription"

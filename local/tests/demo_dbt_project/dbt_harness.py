@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.eltml.raw_data import load_raw_tables
+from include.eltml.load import load_raw_tables
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROJECT_DIR = REPO_ROOT / "local" / "demo_dbt_project"

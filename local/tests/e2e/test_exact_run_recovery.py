@@ -148,10 +148,10 @@ def test_dag_succeeds_first_try_with_30_percent_of_api_answers_failing(pipeline:
 def test_hook_waits_retry_after_on_reads_and_repeats_a_write_only_after_a_429(
     pipeline: Pipeline, monkeypatch
 ):
-    """The sync calls' policy (include.dbt_cloud), against real injected answers: a read honours
+    """The sync calls' policy (include.dbt_cloud.hook), against real injected answers: a read honours
     ``Retry-After``; a write answered 503 may have happened, so the hook does not repeat it (the
     operator looks its run up first); a 429 is answered before anything happens, so it is repeated."""
-    from include.dbt_cloud import DbtCloudApiError, ResilientDbtCloudHook
+    from include.dbt_cloud.hook import DbtCloudApiError, ResilientDbtCloudHook
 
     for name, value in pipeline.server.client_env("dbt_cloud").items():
         monkeypatch.setenv(name, value)

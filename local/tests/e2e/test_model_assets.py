@@ -23,7 +23,7 @@ from pipeline_harness import DBT_TASK, ELTML, DagRunOutcome, Pipeline
 
 from dbt_cloud_local.testing import run_local_dbt_cloud
 from include.assets import CUSTOMER_FEATURES
-from include.dbt_cloud_models import describe_model_events
+from include.dbt_cloud.assets import describe_model_events
 from localdev.airflow_env import project_environment
 
 CONSUMER = "dbt_cloud_model_consumer"

@@ -8,8 +8,8 @@ import json
 import pytest
 from pipeline_harness import ERROR, NOT_OK, SUCCESS, Pipeline
 
-from include.dbt_cloud_rerun import RerunRequest, trigger_once
-from include.eltml.raw_data import load_raw_tables
+from include.dbt_cloud.rerun import RerunRequest, trigger_once
+from include.eltml.load import load_raw_tables
 
 DAG_ID = "dbt_cloud_rerun_parser"
 

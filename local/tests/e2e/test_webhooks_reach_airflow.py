@@ -28,8 +28,8 @@ from pipeline_harness import PROJECT_ROOT, RUN_DAG
 from dbt_cloud_local.testing import LocalDbtCloud, free_port, run_local_dbt_cloud
 from dbt_cloud_local.webhooks import sign
 from include.assets import CUSTOMER_FEATURES
-from include.dbt_cloud_operator import run_tag
-from include.dbt_cloud_webhooks import EVENTS_PATH, URL_PREFIX, WEBHOOK_DAG_ID
+from include.dbt_cloud.operator import run_tag
+from include.dbt_cloud.webhooks import EVENTS_PATH, URL_PREFIX, WEBHOOK_DAG_ID
 from localdev.airflow_env import project_environment
 
 CONSUMER = "dbt_cloud_model_consumer"
@@ -71,7 +71,7 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, t
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> Iterator[Stack]:
-    from include.eltml.raw_data import load_raw_tables
+    from include.eltml.load import load_raw_tables
 
     root = tmp_path_factory.mktemp("webhooks")
     # Named like the demo's warehouse, so asset URIs are the demo's (duckdb://jaffle_shop/main/...).

@@ -7,7 +7,7 @@ patiently the provider retries the API, is one edit. Operators and sensors get t
 The provider's synchronous calls do not retry transient errors: its ``HttpHook`` turns a 429/5xx
 answer into a bare ``AirflowException`` that its retry policy does not recognise, and it ignores
 ``Retry-After``. :class:`ResilientDbtCloudHook` fixes that for Python tasks and for
-``include.dbt_cloud_operator``; the deferred wait (the triggerer's async hook) already retries.
+``include.dbt_cloud.operator``; the deferred wait (the triggerer's async hook) already retries.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ class ResilientDbtCloudHook(DbtCloudHook):
     Reads (GET) and cancels (idempotent) are retried ``retry_limit`` attempts in all. Other writes
     (POST: trigger, retry) are retried here only after a 429, which dbt Cloud answers before doing
     anything; after a 5xx or a reset connection the write may have happened, so it is the caller's
-    to look before writing again (``include.dbt_cloud_operator`` does).
+    to look before writing again (``include.dbt_cloud.operator`` does).
     """
 
     _endpoint = ""

@@ -1,6 +1,6 @@
-"""Regenerate tests/dbt_cloud_models/fixtures/ from real runs of the eltml job on the local dbt Cloud.
+"""Regenerate tests/dbt_cloud/fixtures/ from real runs of the eltml job on the local dbt Cloud.
 
-    PYTHONPATH=.:local .venv/bin/python local/tests/dbt_cloud_models/make_run_report_fixtures.py
+    PYTHONPATH=.:local .venv/bin/python local/tests/dbt_cloud/make_run_report_fixtures.py
 
 Loads the demo's raw data into a scratch DuckDB file, runs job 1 (``dbt seed``, ``dbt build``, docs)
 once as is (``good``) and once with ``DBT_FAIL_MODEL=stg_orders`` (``failed``), and stores, per run,
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: Read by the image's tests (tests/dbt_cloud_models/).
-FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "dbt_cloud_models" / "fixtures"
+#: Read by the image's tests (tests/dbt_cloud/).
+FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "dbt_cloud" / "fixtures"
 RESULT_FIELDS = ("unique_id", "status", "execution_time", "message", "adapter_response")
 NODE_FIELDS = ("unique_id", "resource_type", "package_name", "fqn", "version", "database", "schema", "alias")
 

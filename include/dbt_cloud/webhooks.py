@@ -212,9 +212,9 @@ def create_app(
 
 def record_webhook_run(conf: dict[str, Any], outlet_events: Any) -> int:
     """The webhook DAG's task: record the run's per-model asset events; return how many."""
-    from include.dbt_cloud import dbt_cloud_hook
-    from include.dbt_cloud_models import record_model_assets
-    from include.dbt_cloud_operator import RUN_TAG_PREFIX
+    from include.dbt_cloud.assets import record_model_assets
+    from include.dbt_cloud.hook import dbt_cloud_hook
+    from include.dbt_cloud.operator import RUN_TAG_PREFIX
 
     try:
         account_id = _positive_int(conf.get("account_id"), "conf.account_id")

@@ -4,7 +4,7 @@ The provider's ``retry_from_failure`` reruns the job's *latest* run, which is so
 the job was triggered in between (its schedule, a colleague, another DAG), and a cancelled or timed
 out run cannot be rerun from failure at all, so clearing the task rebuilds everything. Here the task
 remembers its run in dbt Cloud itself: it triggers with a ``cause`` naming the DAG, the DAG run and
-the task, and every try looks that run up (``include.dbt_cloud_rerun.find_run_chain``). Nothing on
+the task, and every try looks that run up (``include.dbt_cloud.rerun.find_run_chain``). Nothing on
 the Airflow side (a dead worker, a Clear that wipes XComs) can make it forget.
 
 Every try takes one path, and logs it:
@@ -31,7 +31,7 @@ import tenacity
 from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudJobRunException, DbtCloudJobRunStatus
 from airflow.providers.dbt.cloud.operators.dbt import DbtCloudRunJobOperator
 
-from include.dbt_cloud import (
+from include.dbt_cloud.hook import (
     DbtCloudApiError,
     ResilientDbtCloudHook,
     transient_retry_args,
@@ -81,7 +81,7 @@ class DbtCloudResumableRunJobOperator(DbtCloudRunJobOperator):
 
     @cached_property
     def hook(self) -> ResilientDbtCloudHook:
-        """The provider's hook, retrying transient errors with ``Retry-After`` (include.dbt_cloud)."""
+        """The provider's hook, retrying transient errors with ``Retry-After`` (include.dbt_cloud.hook)."""
         return ResilientDbtCloudHook(self.dbt_cloud_conn_id, **self.hook_params)
 
     # --- the provider's seam: which run this try waits on --------------------------------------
@@ -99,7 +99,7 @@ class DbtCloudResumableRunJobOperator(DbtCloudRunJobOperator):
         return int(run["id"]), run.get("href") or ""
 
     def _attach_or_start(self, tag: str, try_number: int) -> dict[str, Any]:
-        from include.dbt_cloud_rerun import find_run_chain
+        from include.dbt_cloud.rerun import find_run_chain
 
         chain = find_run_chain(self.hook, self.account_id, self.job_id, tag, max_runs=self.max_runs_scanned)
         head = chain.head
@@ -127,7 +127,7 @@ class DbtCloudResumableRunJobOperator(DbtCloudRunJobOperator):
         return self._resume(head, chain.later, tag)
 
     def _resume(self, head: dict[str, Any], later: list[dict[str, Any]], tag: str) -> dict[str, Any]:
-        from include.dbt_cloud_rerun import NothingToRerun, plan_rerun
+        from include.dbt_cloud.rerun import NothingToRerun, plan_rerun
         from include.rerun_parser import RerunParserError
 
         run_id = int(head["id"])
@@ -219,7 +219,7 @@ class DbtCloudResumableRunJobOperator(DbtCloudRunJobOperator):
         return super().execute_complete(context, event)
 
     def _log_results(self, run_id: Any) -> None:
-        from include.dbt_cloud_models import log_run_results
+        from include.dbt_cloud.results import log_run_results
 
         if run_id is None:
             return
