@@ -52,12 +52,12 @@ def dbt_cloud_rerun_parser():
     def plan_rerun(*, params, run_id: str) -> dict:
         from airflow.exceptions import AirflowSkipException
 
-        from include import dbt_cloud_rerun
+        from include.dbt_cloud import rerun
         from include.dbt_cloud.hook import dbt_cloud_hook
 
         if not params["run_id"]:
             raise ValueError("Set the 'run_id' param to the failed dbt Cloud run's id (Trigger DAG form).")
-        plan = dbt_cloud_rerun.plan_rerun(
+        plan = rerun.plan_rerun(
             dbt_cloud_hook(),
             ACCOUNT_ID,
             int(params["run_id"]),
@@ -65,7 +65,7 @@ def dbt_cloud_rerun_parser():
             include_warn=params["include_warn"],
             airflow_run_id=run_id,
         )
-        if not isinstance(plan, dbt_cloud_rerun.RerunRequest):
+        if not isinstance(plan, rerun.RerunRequest):
             raise AirflowSkipException(f"Nothing to rerun: {plan.reason}.")
         return plan.__dict__
 

@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rehearse(args: argparse.Namespace, timings: Timings) -> bool:
+    dbt_cloud_port = host_port()  # checked first: the stack at the end publishes it on the host
+    if not _port_is_free(dbt_cloud_port):
+        raise podman.ContainerError(port_taken_message(dbt_cloud_port, "make astro-rehearsal"))
     print(f"Container engine: {podman.check_podman()}")
     project = astro_compose.AstroProject.load(PROJECT_ROOT)
     STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -117,9 +120,6 @@ def _rehearse(args: argparse.Namespace, timings: Timings) -> bool:
                 print(f"  pytest {test_path} exited with {code}", file=sys.stderr)
                 return False
 
-    dbt_cloud_port = host_port()
-    if not _port_is_free(dbt_cloud_port):
-        raise podman.ContainerError(port_taken_message(dbt_cloud_port, "make astro-rehearsal"))
     settings = astro_compose.ComposeSettings(
         api_server_port=args.api_port or _free_port(8080),
         postgres_port=args.postgres_port or _free_port(5432),
