@@ -6,9 +6,13 @@
 
 SHELL := /bin/bash
 PYTHON ?= python3
+# The virtualenvs, all named .venv*, which .gitignore, .dockerignore and ruff's exclude match as a family:
+# Airflow and the tools, dbt Core, dbt-jobs-as-code, and the image's packages only (make test-image).
 VENV := .venv
 DBT_VENV := .venv-dbt
 JOBS_VENV := .venv-jobs-as-code
+IMAGE_VENV := .venv-image
+VENVS := $(VENV) $(DBT_VENV) $(JOBS_VENV) $(IMAGE_VENV)
 UV_VERSION := 0.13.9
 # The oldest Python the code and the locks support (datetime.UTC, tomllib...); the locks are resolved for
 # every Python from it on, the Astro Runtime image's included. local/tests/test_python_support.py checks it.
@@ -89,7 +93,6 @@ test-fast: venv
 # holds at /usr/local/airflow (the folders the CLI copies in, the image's top-level files; never local/), with only
 # the image's packages (Airflow 3.3.2 + requirements.txt + pytest), an empty AIRFLOW_HOME, no services and (where
 # `unshare -n` is allowed, as root in CI) no network at all.
-IMAGE_VENV := .venv-image
 IMAGE_FILES := dags tests plugins include .astro pyproject.toml requirements.txt packages.txt Dockerfile
 $(IMAGE_VENV)/.synced: requirements.txt constraints/local.lock $(VENV)/.synced
 	test -x $(IMAGE_VENV)/bin/python || $(UV) venv --quiet --python $(VENV)/bin/python $(IMAGE_VENV)
@@ -133,7 +136,7 @@ clean:
 	find . -path './.venv*' -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(DBT_VENV) $(IMAGE_VENV)
+	rm -rf $(VENVS)
 
 # --- The full local Airflow stack without Docker (localdev/stack.py) ------------------------------
 # What `astro dev start` runs, natively from .venv: api-server, scheduler, dag-processor, triggerer on

@@ -31,9 +31,9 @@ import yaml
 
 from astro_rehearsal import airflow_api, astro_cli, astro_compose, images, podman
 from dbt_cloud_local.client import host_port, port_taken_message
+from localdev.state import REHEARSAL_DIR, state_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STATE_DIR = PROJECT_ROOT / ".state" / "astro-rehearsal"
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK_ID = "trigger_dbt_cloud_job_run"
 DBT_CLOUD_CA = "/opt/dbt-cloud-local/data/tls/ca.pem"
@@ -86,11 +86,12 @@ def _rehearse(args: argparse.Namespace, timings: Timings) -> bool:
         raise podman.ContainerError(port_taken_message(dbt_cloud_port, "make astro-rehearsal"))
     print(f"Container engine: {podman.check_podman()}")
     project = astro_compose.AstroProject.load(PROJECT_ROOT)
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    work_dir = state_dir() / REHEARSAL_DIR
+    work_dir.mkdir(parents=True, exist_ok=True)
 
     with timings.phase("Stand-in images (Debian rootfs, Astro Runtime 3.3-8, Postgres; cached)"):
         runtime_image = images.runtime_image_name(PROJECT_ROOT)
-        made = images.ensure_rootfs(STATE_DIR)
+        made = images.ensure_rootfs(work_dir)
         made |= images.ensure_built(
             runtime_image,
             images.HERE / "standin",
@@ -125,9 +126,9 @@ def _rehearse(args: argparse.Namespace, timings: Timings) -> bool:
         postgres_port=args.postgres_port or _free_port(5432),
         postgres_image=images.POSTGRES_IMAGE,
     )
-    compose_file = astro_compose.write(project, settings, STATE_DIR / "compose.yaml")
-    compose_binary = podman.ensure_compose(STATE_DIR / "bin")
-    with podman.docker_api(STATE_DIR / "podman.sock") as env:
+    compose_file = astro_compose.write(project, settings, work_dir / "compose.yaml")
+    compose_binary = podman.ensure_compose(work_dir / "bin")
+    with podman.docker_api(work_dir / "podman.sock") as env:
         argv = [
             str(compose_binary), "--project-name", project.compose_project,
             "--project-directory", str(PROJECT_ROOT),

@@ -22,6 +22,7 @@ from localdev.airflow_env import data_environment, project_environment
 from localdev.processes import is_running, read_records
 from localdev.stack_settings import REPO_ROOT as PROJECT_ROOT
 from localdev.stack_settings import StackSettings
+from localdev.state import state_dir
 
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK_ID = "trigger_dbt_cloud_job_run"
@@ -30,7 +31,7 @@ DBT_TASK_ID = "trigger_dbt_cloud_job_run"
 def main() -> int:
     started = time.monotonic()
     # The same state home as `make up` and `make break-model`: one local dbt Cloud, one warehouse.
-    state = StackSettings(state_dir=Path(os.environ.get("LOCALDEV_STATE_DIR") or StackSettings().state_dir))
+    state = StackSettings(state_dir=state_dir())
     if any(is_running(record) for record in read_records(state.run_dir)):
         print(
             f"The local stack is running from {_relative(state.state_dir)} (`make up`) and owns its "

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbt_cloud_local.client import DEFAULT_PORT, PORT_ENV, ClientAccess, client_access, host_port
+from localdev.state import DATA_DIR, DBT_CLOUD_DIR, DEFAULT_STATE_DIR, REPO_ROOT, STATE_DIR_ENV
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # this package is local/localdev/
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 DATABASES = ("auto", "postgres", "sqlite")
 
@@ -29,7 +29,7 @@ class StackError(RuntimeError):
 class StackSettings:
     #: The one home of local state: AIRFLOW_HOME (airflow.cfg, SQLite, task logs, logs/stack/), secrets,
     #: pid records, the local dbt Cloud's data (dbt-cloud-local/) and the task data (data/).
-    state_dir: Path = REPO_ROOT / ".state"
+    state_dir: Path = DEFAULT_STATE_DIR
     executor: str = "local"
     api_port: int = 8080
     dbt_cloud_port: int = DEFAULT_PORT
@@ -60,12 +60,12 @@ class StackSettings:
 
     @property
     def dbt_cloud_dir(self) -> Path:
-        return self.state_dir / "dbt-cloud-local"
+        return self.state_dir / DBT_CLOUD_DIR
 
     @property
     def data_dir(self) -> Path:
         """Task data: the DuckDB warehouse, landing files, trained models (include/paths.py)."""
-        return self.state_dir / "data"
+        return self.state_dir / DATA_DIR
 
     def dbt_cloud_access(self, environ: Mapping[str, str]) -> ClientAccess:
         """How the components reach the stack's local dbt Cloud (token, account, CA files), asked of
@@ -108,8 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = StackSettings()
     parser.add_argument(
         "--state-dir",
-        default=_env("LOCALDEV_STATE_DIR", str(defaults.state_dir)),
-        help="all state and logs (env LOCALDEV_STATE_DIR, default .state)",
+        default=_env(STATE_DIR_ENV, str(defaults.state_dir)),
+        help=f"all state and logs (env {STATE_DIR_ENV}, default .state)",
     )
     parser.add_argument(
         "--executor",
