@@ -11,57 +11,28 @@ prints a space instead of the ``T``).
 
 from __future__ import annotations
 
+from collections.abc import Set
 from datetime import datetime
 from typing import Any
 
-from dbt_cloud_local.config import Account, Config, Environment, Job, Project
-from dbt_cloud_local.store import CANCELLED, ERROR, IN_FLIGHT, RUNNING, STATUS_HUMANIZED, SUCCESS, TERMINAL
-from dbt_cloud_local.workspace import RunWorkspace, tail_text
+from dbt_cloud_local.config.settings import Config
+from dbt_cloud_local.model.env_vars import scope_type
+from dbt_cloud_local.model.job_definition import definition_of
+from dbt_cloud_local.model.resources import Account, Environment, Job, Project
+from dbt_cloud_local.model.statuses import (
+    CANCELLED,
+    ERROR,
+    IN_FLIGHT,
+    RUNNING,
+    STATUS_HUMANIZED,
+    SUCCESS,
+    TERMINAL,
+)
+from dbt_cloud_local.runs.workspace import RunWorkspace, tail_text
 
 STATUS_COLOR = {SUCCESS: "green", ERROR: "red", CANCELLED: "orange"}
 STATIC_TIMESTAMP = "2025-01-01T00:00:00+00:00"
 FAR_FUTURE = "2099-12-31T00:00:00+00:00"
-
-
-def compact(value: Any) -> Any:
-    """Drop ``None`` values from mappings, recursively (only for the echoed ``extra.filters``)."""
-    if isinstance(value, dict):
-        return {key: compact(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [compact(item) for item in value]
-    return value
-
-
-def response_status(code: int = 200, user_message: str = "Success!", developer_message: str = "") -> dict:
-    return {
-        "code": code,
-        "is_success": 200 <= code < 300,
-        "user_message": user_message,
-        "developer_message": developer_message,
-    }
-
-
-def envelope(data: Any) -> dict[str, Any]:
-    return {"status": response_status(), "data": data}
-
-
-def list_envelope(
-    items: list[Any], *, total: int, limit: int, offset: int, filters: dict[str, Any], order_by: str
-) -> dict[str, Any]:
-    """A list response with the ``extra`` block the provider's paginator reads."""
-    return {
-        "status": response_status(),
-        "data": items,
-        "extra": {
-            "filters": {**compact(filters), "limit": limit, "offset": offset},
-            "order_by": order_by,
-            "pagination": {"count": len(items), "total_count": total},
-        },
-    }
-
-
-def error_body(code: int, user_message: str, developer_message: str = "") -> dict[str, Any]:
-    return {"status": response_status(code, user_message, developer_message), "data": None}
 
 
 # Accounts, projects, environments ---------------------------------------------------------------
@@ -201,13 +172,12 @@ def environment_v3(item: Environment, config: Config) -> dict[str, Any]:
 def job_definition_v2(item: Job) -> dict[str, Any]:
     """
     A ``JobDefinitionV2``/``InternalJobDefinition`` (nested in projects and runs), from the job's
-    definition (``jobs.definition_of``). A job never given a schedule still carries dbt Cloud's default
-    one (every hour), with ``triggers.schedule`` false: local jobs run only when triggered. dbt Cloud
-    sends ``date`` and ``time`` as objects (``HumanReadableSchedule``) in jobs and in a run's ``job``
-    alike; the spec's ``InternalJobDefinition`` (a run's ``job``) says strings: we follow dbt Cloud.
+    definition (``job_definition.definition_of``). A job never given a schedule still carries dbt
+    Cloud's default one (every hour), with ``triggers.schedule`` false: local jobs run only when
+    triggered. dbt Cloud sends ``date`` and ``time`` as objects (``HumanReadableSchedule``) in jobs and
+    in a run's ``job`` alike; the spec's ``InternalJobDefinition`` (a run's ``job``) says strings: we
+    follow dbt Cloud.
     """
-    from dbt_cloud_local.jobs import definition_of  # jobs imports this module's neighbours
-
     definition = definition_of(item)
     settings = definition["settings"]
     return {
@@ -229,9 +199,7 @@ def job_definition_v2(item: Job) -> dict[str, Any]:
 
 
 def _warehouse_file(item: Project, environments: list[Environment]) -> str | None:
-    """The DuckDB file of the project's first environment that names one (its ``warehouse_env_var``).
-
-    (Re-added by the jobs change, which had overwritten this helper by accident: check it.)"""
+    """The DuckDB file of the project's first environment that names one (its ``warehouse_env_var``)."""
     for environment in environments:
         value = environment.env.get(environment.warehouse_env_var)
         if value:
@@ -416,7 +384,7 @@ def run(
     config: Config,
     *,
     base_url: str,
-    include: set[str],
+    include: Set[str],
     steps: list[dict[str, Any]] | None = None,
     workspace: RunWorkspace | None = None,
     retry_reason: str | None = "",
@@ -425,7 +393,7 @@ def run(
     A ``RunResponse``; ``include`` selects related objects (trigger, job, environment, run_steps).
 
     ``retry_reason`` is why the run cannot be retried (a ``RetryNotSupportedReasonEnum`` value, see
-    ``run_plan.retry_refusal``) or None when it can; left out, only the status decides.
+    ``runs.plan.retry_refusal``) or None when it can; left out, only the status decides.
     """
     status = item["status"]
     if retry_reason == "":
@@ -518,3 +486,29 @@ def run(
             for step in steps or []
         ]
     return data
+
+
+# Environment variables ----------------------------------------------------------------------
+
+
+def env_var_value(config: Config, project_id: int, account_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    """A ``CustomEnvironmentVariableResponse``. ``display_value`` carries the value (dbt-jobs-as-code
+    reads it back as the value it compares), as dbt Cloud shows non-secret values."""
+    scope = row["environment_id"]
+    kind = scope_type(scope)
+    environment = config.environments.get(scope) if kind == "environment" else None
+    return {
+        "id": row["id"],
+        "account_id": account_id,
+        "project_id": project_id,
+        "name": row["name"],
+        "type": kind,
+        "user_id": None,
+        "environment_id": scope if kind == "environment" else None,
+        "job_definition_id": -scope if kind == "job" else None,
+        "display_value": row["value"],
+        "state": 1,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "environment": environment_v3(environment, config) if environment else None,
+    }

@@ -21,9 +21,10 @@ from typing import Any
 
 import yaml
 
-from dbt_cloud_local import env_vars
-from dbt_cloud_local.config import Environment, Job
-from dbt_cloud_local.jobs import DEFAULTS, JobFieldError, merge_definition
+from dbt_cloud_local.model import env_vars
+from dbt_cloud_local.model.fields import FieldError
+from dbt_cloud_local.model.job_definition import DEFAULTS, merge_definition
+from dbt_cloud_local.model.resources import Environment, Job
 
 #: What dbt-jobs-as-code accepts as an identifier (its ``VALID_IDENTIFIER_RE``).
 IDENTIFIER = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -171,7 +172,7 @@ def _env_overrides(value: Any, where: str) -> dict[str, str]:
 def load_jobs_file(
     path: Path, vars_path: Path | None, environments: dict[int, Environment], *, first_id: int
 ) -> list[Job]:
-    """The file's jobs, with ids from ``first_id`` on in file order (used when free, see jobs.py)."""
+    """The file's jobs, with ids from ``first_id`` on in file order (used when free, see store/jobs.py)."""
     text = _render(path, vars_path)
     try:
         raw = yaml.safe_load(text) or {}
@@ -202,7 +203,7 @@ def load_jobs_file(
             definition = merge_definition(tool_job, DEFAULTS)
             environment = environments.get(tool_job["environment_id"])
             if environment is None:
-                raise JobFieldError(
+                raise FieldError(
                     "environment_id",
                     f"names unknown environment {tool_job['environment_id']}",
                     f"use one of {sorted(environments)} (check the vars file)",
@@ -212,17 +213,17 @@ def load_jobs_file(
                 ("account_id", environment.account_id),
             ):
                 if tool_job[key] != expected:
-                    raise JobFieldError(
+                    raise FieldError(
                         key,
                         f"is {tool_job[key]!r}, but environment {environment.id} belongs to "
                         f"{key[:-3]} {expected}",
                         f"set it to {expected} (check the vars file)",
                     )
             if not isinstance(tool_job["name"], str) or len(tool_job["name"]) > 255:
-                raise JobFieldError(
+                raise FieldError(
                     "name", "must be text of at most 255 characters with its [[identifier]]", "shorten it"
                 )
-        except JobFieldError as exc:
+        except FieldError as exc:
             raise JobsFileError(f"{where}.{exc.field} {exc.problem}. Fix: {exc.fix}") from None
         settings = definition["settings"]
         jobs.append(

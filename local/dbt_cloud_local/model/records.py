@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dbt_cloud_local.commands import Step
+from dbt_cloud_local.model.commands import Step
 
 
 @dataclass(frozen=True)

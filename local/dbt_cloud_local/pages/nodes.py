@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
-from dbt_cloud_local.workspace import RunWorkspace
+from dbt_cloud_local.runs.workspace import RunWorkspace
 
 FAILED = frozenset({"error", "fail", "runtime error"})
 SKIPPED = "skipped"

@@ -11,13 +11,16 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from dbt_cloud_local import run_nodes, serializers
-from dbt_cloud_local.api import ApiError, base_url, context
-from dbt_cloud_local.store import IN_FLIGHT
-from dbt_cloud_local.workspace import RunWorkspace
+from dbt_cloud_local.api import serializers
+from dbt_cloud_local.api.dependencies import BaseUrl, Context
+from dbt_cloud_local.api.errors import ApiError
+from dbt_cloud_local.model.statuses import IN_FLIGHT
+from dbt_cloud_local.pages.nodes import STYLE as NODES_STYLE
+from dbt_cloud_local.pages.nodes import nodes_section
+from dbt_cloud_local.runs.workspace import RunWorkspace
 
 router = APIRouter()
 
@@ -29,7 +32,7 @@ td, th { padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; 
 .s10 { color: #1a7f37; } .s20 { color: #cf222e; } .s30 { color: #9a6700; } .s1, .s2, .s3 { color: #0969da; }
 pre { background: #f6f8fa; padding: 1rem; overflow-x: auto; max-height: 40rem; }
 """
-    + run_nodes.STYLE
+    + NODES_STYLE
 )
 
 
@@ -48,15 +51,14 @@ def _status(code: int, text: str) -> str:
 
 @router.get("/deploy/", include_in_schema=False)
 @router.get("/deploy/{account_id}/runs/", include_in_schema=False)
-def runs_index(request: Request, account_id: int | None = None) -> HTMLResponse:
-    ctx = context(request)
+def runs_index(ctx: Context, base_url: BaseUrl, account_id: int | None = None) -> HTMLResponse:
     rows = []
     for account in ctx.config.accounts.values():
         if account_id is not None and account.id != account_id:
             continue
         runs, _ = ctx.store.list_runs(account_id=account.id, order_by="-id", limit=100)
         for run in runs:
-            data = serializers.run(run, ctx.config, base_url=base_url(request), include=set())
+            data = serializers.run(run, ctx.config, base_url=base_url, include=set())
             job = ctx.config.jobs.get(run["job_id"])
             rows.append(
                 f"<tr><td><a href='{escape(data['href'])}'>#{run['id']}</a></td>"
@@ -74,8 +76,7 @@ def runs_index(request: Request, account_id: int | None = None) -> HTMLResponse:
 
 
 @router.get("/deploy/{account_id}/projects/{project_id}/runs/{run_id}/", include_in_schema=False)
-def run_page(request: Request, account_id: int, project_id: int, run_id: int) -> HTMLResponse:
-    ctx = context(request)
+def run_page(ctx: Context, base_url: BaseUrl, account_id: int, project_id: int, run_id: int) -> HTMLResponse:
     run = ctx.store.get_run(run_id)
     if run is None or run["account_id"] != account_id or run["project_id"] != project_id:
         raise ApiError(404, f"Run {run_id} not found")
@@ -83,7 +84,7 @@ def run_page(request: Request, account_id: int, project_id: int, run_id: int) ->
     data = serializers.run(
         run,
         ctx.config,
-        base_url=base_url(request),
+        base_url=base_url,
         include={"trigger", "run_steps"},
         steps=steps,
         workspace=RunWorkspace(ctx.data_dir, run_id),
@@ -111,7 +112,7 @@ def run_page(request: Request, account_id: int, project_id: int, run_id: int) ->
             f" <small>{escape(step.get('duration_humanized') or '')}</small></h3>"
             f"<pre>{escape(step.get('logs') or '(no output yet)')}</pre>"
         )
-    nodes = run_nodes.nodes_section(RunWorkspace(ctx.data_dir, run_id), [step["idx"] for step in steps])
+    nodes = nodes_section(RunWorkspace(ctx.data_dir, run_id), [step["idx"] for step in steps])
     body = (
         "<p><a href='/deploy/'>All runs</a></p>"
         f"<h1>Run #{run_id} {_status(run['status'], data['status_humanized'])}</h1>"

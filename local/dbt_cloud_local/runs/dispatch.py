@@ -24,8 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dbt_cloud_local.records import RunRecord
-from dbt_cloud_local.store import QUEUED, STARTING, Store, utcnow
+from dbt_cloud_local.model.records import RunRecord
+from dbt_cloud_local.model.statuses import QUEUED, STARTING
+from dbt_cloud_local.store.database import Store, utcnow
 
 log = logging.getLogger(__name__)
 

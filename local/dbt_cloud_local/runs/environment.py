@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from dbt_cloud_local.config import Environment, Job
-from dbt_cloud_local.records import RunRecord
-from dbt_cloud_local.workspace import RunWorkspace
+from dbt_cloud_local.model.records import RunRecord
+from dbt_cloud_local.model.resources import Environment, Job
+from dbt_cloud_local.runs.workspace import RunWorkspace
 
 #: Variables passed from the server's environment to dbt (nothing else leaks into runs).
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")

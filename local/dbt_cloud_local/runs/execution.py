@@ -24,21 +24,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dbt_cloud_local.config import Config, Environment
-from dbt_cloud_local.dispatch import ActiveRun
+from dbt_cloud_local.config.settings import Config
 from dbt_cloud_local.faults import FaultInjector
-from dbt_cloud_local.records import PlannedStep, RunRecord
-from dbt_cloud_local.recovery import SERVER_STOPPED_MESSAGE
-from dbt_cloud_local.run_env import (
+from dbt_cloud_local.model.records import PlannedStep, RunRecord
+from dbt_cloud_local.model.resources import Environment
+from dbt_cloud_local.model.statuses import CANCELLED, ERROR, RUNNING, SUCCESS
+from dbt_cloud_local.runs.dispatch import ActiveRun
+from dbt_cloud_local.runs.environment import (
     apply_schema_override,
     deps_paths,
     ensure_warehouse_dir,
     run_environment,
     step_paths,
 )
-from dbt_cloud_local.store import CANCELLED, ERROR, RUNNING, SUCCESS, Store, utcnow
-from dbt_cloud_local.supervisor import POLL_SECONDS, Outcome, ProcessResult, ProcessSupervisor
-from dbt_cloud_local.workspace import RunWorkspace, tail_text
+from dbt_cloud_local.runs.recovery import SERVER_STOPPED_MESSAGE
+from dbt_cloud_local.runs.supervisor import POLL_SECONDS, Outcome, ProcessResult, ProcessSupervisor
+from dbt_cloud_local.runs.workspace import RunWorkspace, tail_text
+from dbt_cloud_local.store.database import Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ CANCELLED_MESSAGE = "Cancelled by user"
 PACKAGE_FILES = ("packages.yml", "dependencies.yml")
 #: Local packages install in seconds; hub packages need the network and may take longer.
 DEPS_TIMEOUT_SECONDS = 300
+
+#: Told ``(run_id, "started" | "finished")`` when a run starts or finishes; must return at once.
+RunChanged = Callable[[int, str], None]
 
 
 def summarize_results(target: Path) -> str | None:
@@ -88,10 +93,10 @@ class RunExecutor:
         data_dir: Path,
         supervisor: ProcessSupervisor,
         faults: FaultInjector | None = None,
-        on_run_change: Callable[[int, str], None] | None = None,
+        on_run_change: RunChanged | None = None,
     ) -> None:
         self.config = config
-        #: Told ``(run_id, "started" | "finished")``, e.g. to send webhooks; must return at once.
+        #: E.g. to send webhooks (see ``RunChanged``).
         self.on_run_change = on_run_change
         self.store = store
         self.data_dir = data_dir

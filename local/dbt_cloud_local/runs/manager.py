@@ -1,15 +1,18 @@
 """
 The run manager the API and the server use: queue runs, rerun from failure, cancel, start and stop.
 
-``RunManager`` only wires the parts together; each part has its own module:
+``RunManager`` only wires the parts together; each part has its own module in this package:
 
-* ``run_plan``   what a run executes (the job's steps, or a rerun from the failed step);
-* ``dispatch``   when a queued run starts (run slots, one run per job, one writer per DuckDB file);
-* ``execution``  executing a started run (working copy, ``dbt deps``, steps, outcome);
-* ``run_env``    the environment and profile a run's dbt processes get;
-* ``supervisor`` starting, cancelling (SIGTERM, then SIGKILL) and timing out dbt processes;
-* ``recovery``   after a crash, ending the runs a dead server left in progress;
-* ``records``    the typed run and step records these modules share.
+* ``plan``        what a run executes (the job's steps, or a rerun from the failed step);
+* ``dispatch``    when a queued run starts (run slots, one run per job, one writer per DuckDB file);
+* ``execution``   executing a started run (working copy, ``dbt deps``, steps, outcome);
+* ``environment`` the environment and profile a run's dbt processes get;
+* ``supervisor``  starting, cancelling (SIGTERM, then SIGKILL) and timing out dbt processes;
+* ``workspace``   the files of one run under ``<data-dir>/runs/<id>/``;
+* ``recovery``    after a crash, ending the runs a dead server left in progress.
+
+The typed run and step records these modules share are ``model.records``. Whoever wants to hear when
+a run starts or finishes (the server: webhooks) passes ``on_run_change``.
 """
 
 from __future__ import annotations
@@ -18,40 +21,43 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dbt_cloud_local.commands import Step
-from dbt_cloud_local.config import Config, Job
-from dbt_cloud_local.dispatch import Dispatcher, resources
-from dbt_cloud_local.execution import RunExecutor
+from dbt_cloud_local.config.settings import Config
 from dbt_cloud_local.faults import FaultInjector
-from dbt_cloud_local.records import PlannedStep, RunRecord, RunTrigger, plan_to_json
-from dbt_cloud_local.recovery import SERVER_STOPPED_MESSAGE, recover_interrupted_runs
-from dbt_cloud_local.run_env import warehouse_path
-from dbt_cloud_local.run_plan import RetryRefused, plan_rerun, plan_run, rerun_trigger, retry_refusal
-from dbt_cloud_local.store import CANCELLED, ERROR, QUEUED, Store, utcnow
-from dbt_cloud_local.supervisor import ProcessSupervisor
-from dbt_cloud_local.webhooks import WebhookDispatcher
-from dbt_cloud_local.workspace import RunWorkspace
-
-__all__ = ["SERVER_STOPPED_MESSAGE", "RunManager"]
+from dbt_cloud_local.model.commands import Step
+from dbt_cloud_local.model.records import PlannedStep, RunRecord, RunTrigger, plan_to_json
+from dbt_cloud_local.model.resources import Job
+from dbt_cloud_local.model.statuses import CANCELLED, ERROR, QUEUED
+from dbt_cloud_local.runs.dispatch import Dispatcher, resources
+from dbt_cloud_local.runs.environment import warehouse_path
+from dbt_cloud_local.runs.execution import RunChanged, RunExecutor
+from dbt_cloud_local.runs.plan import RetryRefused, plan_rerun, plan_run, rerun_trigger, retry_refusal
+from dbt_cloud_local.runs.recovery import recover_interrupted_runs
+from dbt_cloud_local.runs.supervisor import ProcessSupervisor
+from dbt_cloud_local.runs.workspace import RunWorkspace
+from dbt_cloud_local.store.database import Store, utcnow
 
 
 class RunManager:
     """Accepts run requests and owns the dispatcher and worker threads that execute them."""
 
     def __init__(
-        self, config: Config, store: Store, data_dir: Path, faults: FaultInjector | None = None
+        self,
+        config: Config,
+        store: Store,
+        data_dir: Path,
+        faults: FaultInjector | None = None,
+        on_run_change: RunChanged | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.data_dir = data_dir
-        self.webhooks = WebhookDispatcher(config, store)
         self.executor = RunExecutor(
             config,
             store,
             data_dir,
             ProcessSupervisor(config.server.cancel_grace_seconds),
             faults,
-            on_run_change=self.webhooks.run_changed,
+            on_run_change=on_run_change,
         )
         self.dispatcher = Dispatcher(store, config.server.run_slots, self._resources, self.executor.execute)
         #: Serializes run-level retries, so two requests cannot both retry the same latest run.
@@ -62,7 +68,6 @@ class RunManager:
     def start(self) -> None:
         self.recover()
         self.executor.home.mkdir(parents=True, exist_ok=True)
-        self.webhooks.start()
         self.dispatcher.start()
 
     def recover(self) -> list[int]:
@@ -72,7 +77,6 @@ class RunManager:
     def stop(self) -> None:
         """Stop dispatching, terminate running dbt processes and mark their runs errored."""
         self.dispatcher.stop()
-        self.webhooks.stop()
 
     # Requests ---------------------------------------------------------------------------------
 

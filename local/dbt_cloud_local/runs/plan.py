@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dbt_cloud_local.commands import Step, parse_step
-from dbt_cloud_local.config import Job
-from dbt_cloud_local.records import PlannedStep, RetrySource, RunRecord, RunTrigger, StepRecord
-from dbt_cloud_local.store import CANCELLED, ERROR, IN_FLIGHT, STATUS_HUMANIZED, SUCCESS
-from dbt_cloud_local.workspace import RunWorkspace
+from dbt_cloud_local.model.commands import Step, parse_step
+from dbt_cloud_local.model.records import PlannedStep, RetrySource, RunRecord, RunTrigger, StepRecord
+from dbt_cloud_local.model.resources import Job
+from dbt_cloud_local.model.statuses import CANCELLED, ERROR, IN_FLIGHT, STATUS_HUMANIZED, SUCCESS
+from dbt_cloud_local.runs.workspace import RunWorkspace
 
 #: Commands ``dbt retry`` can replay (dbt-core's ``dbt.task.retry.TASK_DICT``).
 RETRYABLE_COMMANDS = frozenset(

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from dbt_cloud_local.store import ERROR, IN_FLIGHT, RUNNING, STARTING, Store, utcnow
-from dbt_cloud_local.supervisor import kill_leftover
-from dbt_cloud_local.workspace import RunWorkspace
+from dbt_cloud_local.model.statuses import ERROR, IN_FLIGHT, RUNNING, STARTING
+from dbt_cloud_local.runs.supervisor import kill_leftover
+from dbt_cloud_local.runs.workspace import RunWorkspace
+from dbt_cloud_local.store.database import Store, utcnow
 
 log = logging.getLogger(__name__)
 

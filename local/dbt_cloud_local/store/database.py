@@ -18,19 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dbt_cloud_local.records import RunRecord, StepRecord
-
-QUEUED, STARTING, RUNNING, SUCCESS, ERROR, CANCELLED = 1, 2, 3, 10, 20, 30
-IN_FLIGHT = (QUEUED, STARTING, RUNNING)
-TERMINAL = (SUCCESS, ERROR, CANCELLED)
-STATUS_HUMANIZED = {
-    QUEUED: "Queued",
-    STARTING: "Starting",
-    RUNNING: "Running",
-    SUCCESS: "Success",
-    ERROR: "Error",
-    CANCELLED: "Cancelled",
-}
+from dbt_cloud_local.model.env_vars import PROJECT_SCOPE, job_scope
+from dbt_cloud_local.model.records import RunRecord, StepRecord
+from dbt_cloud_local.model.statuses import QUEUED, RUNNING
 
 #: Sort keys the runs list accepts (``-`` prefix for descending).
 RUN_ORDER_FIELDS = frozenset({"id", "created_at", "finished_at", "updated_at", "status"})
@@ -119,16 +109,6 @@ CREATE TABLE IF NOT EXISTS webhook_subscriptions (
     dispatched_at TEXT
 );
 """
-
-#: ``environment_id`` used for a variable's project-wide default value. The column is the value's
-#: scope: 0 the project default, a positive id an environment, a negative one ``-job_id``, a job's
-#: override (dbt Cloud's ``type: job``); see :func:`job_scope`.
-PROJECT_SCOPE = 0
-
-
-def job_scope(job_id: int) -> int:
-    """The ``env_vars.environment_id`` of job ``job_id``'s overrides."""
-    return -job_id
 
 
 def utcnow() -> str:
@@ -322,7 +302,7 @@ class Store:
         )
         return row.fetchone()[0]
 
-    # Jobs (see jobs.py: declared and API-created jobs; ids are never reused) ---------------------
+    # Jobs (see store/jobs.py: declared and API-created jobs; ids are never reused) ---------------------
 
     @staticmethod
     def _job(row: sqlite3.Row | None) -> dict[str, Any] | None:
@@ -513,7 +493,7 @@ class Store:
                 chosen[row["name"]] = (level, row["value"])
         return {name: value for name, (_, value) in chosen.items()}
 
-    # Webhook subscriptions (dbt Cloud's v3 webhooks; see webhooks.py) --------------------------
+    # Webhook subscriptions (dbt Cloud's v3 webhooks; see webhooks/) --------------------------
 
     def _subscription(self, row: sqlite3.Row | None) -> dict[str, Any] | None:
         if row is None:
