@@ -64,10 +64,9 @@ class RequestBody(BaseModel):
             cause = error.get("ctx", {}).get("error")
             if isinstance(cause, FieldError):
                 raise invalid_field(cause, cls.subject) from None
+            # Every field has a rule: this is pydantic refusing something no rule saw.
             where = ".".join(str(part) for part in error["loc"])
-            raise ApiError(
-                400, f"{where}: {error['msg']}"
-            ) from None  # pragma: no cover - every field has a rule
+            raise ApiError(400, f"{where}: {error['msg']}") from None
 
     @classmethod
     def dependency(cls) -> Any:
@@ -89,15 +88,15 @@ _GIT_SHA = re.compile(r"[0-9a-fA-F]{4,64}")
 _BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/.]|[/.]$|\.lock$")
 
 
-def optional(kind: type) -> Rule:
+def _optional(kind: type) -> Rule:
     return lambda value, field: None if value is None else fields.of_type(value, field, kind)
 
 
-def optional_id(value: Any, field: str) -> int | None:
+def _optional_id(value: Any, field: str) -> int | None:
     return fields.integer(value, field, minimum=1, nullable=True)
 
 
-def required_id(value: Any, field: str) -> int:
+def _required_id(value: Any, field: str) -> int:
     return fields.integer(fields.required(value, field, f"send {field}"), field, minimum=1)
 
 
@@ -112,7 +111,7 @@ def _cause(value: Any, field: str) -> str:
 
 
 def _identifier(value: Any, field: str) -> str | None:
-    name = optional(str)(value, field)
+    name = _optional(str)(value, field)
     if name is not None and not _IDENTIFIER.fullmatch(name):
         raise FieldError(
             field,
@@ -123,14 +122,14 @@ def _identifier(value: Any, field: str) -> str | None:
 
 
 def _git_sha(value: Any, field: str) -> str | None:
-    sha = optional(str)(value, field)
+    sha = _optional(str)(value, field)
     if sha is not None and not _GIT_SHA.fullmatch(sha):
         raise FieldError(field, "must be a hexadecimal commit id", "send 4 to 64 hex digits")
     return sha
 
 
 def _git_branch(value: Any, field: str) -> str | None:
-    branch = optional(str)(value, field)
+    branch = _optional(str)(value, field)
     if branch is not None and (len(branch) > MAX_BRANCH_LENGTH or _BAD_BRANCH.search(branch)):
         raise FieldError(
             field,
@@ -176,13 +175,13 @@ class TriggerRunRequest(RequestBody):
     dbt_version_override: Annotated[str | None, checked(_dbt_version)] = None
     threads_override: Annotated[int | None, checked(_threads)] = None
     target_name_override: Annotated[str | None, checked(_identifier)] = None
-    generate_docs_override: Annotated[bool | None, checked(optional(bool))] = None
+    generate_docs_override: Annotated[bool | None, checked(_optional(bool))] = None
     timeout_seconds_override: Annotated[int | None, checked(_seconds)] = None
     # Pull request ids: accepted, type-checked and ignored.
-    azure_pull_request_id: Annotated[int | None, checked(optional(int))] = None
-    github_pull_request_id: Annotated[int | None, checked(optional(int))] = None
-    gitlab_merge_request_id: Annotated[int | None, checked(optional(int))] = None
-    non_native_pull_request_id: Annotated[int | None, checked(optional(int))] = None
+    azure_pull_request_id: Annotated[int | None, checked(_optional(int))] = None
+    github_pull_request_id: Annotated[int | None, checked(_optional(int))] = None
+    gitlab_merge_request_id: Annotated[int | None, checked(_optional(int))] = None
+    non_native_pull_request_id: Annotated[int | None, checked(_optional(int))] = None
     steps_override: Annotated[list[Step] | None, checked(_steps_override)] = None
 
     def overrides(self) -> dict[str, Any]:
@@ -278,12 +277,12 @@ class EnvVarValueRequest(RequestBody):
 
     example: ClassVar[str] = '{"name": "DBT_X", "type": "job", "job_definition_id": 1, "raw_value": "v", ...}'
 
-    account_id: Annotated[int, checked(required_id)]
-    project_id: Annotated[int, checked(required_id)]
+    account_id: Annotated[int, checked(_required_id)]
+    project_id: Annotated[int, checked(_required_id)]
     name: Annotated[str, checked(_variable_name)]
     type: Annotated[str, checked(_value_type)]
-    environment_id: Annotated[int | None, checked(optional_id)] = None
-    job_definition_id: Annotated[int | None, checked(optional_id)] = None
+    environment_id: Annotated[int | None, checked(_optional_id)] = None
+    job_definition_id: Annotated[int | None, checked(_optional_id)] = None
     raw_value: Annotated[str, checked(_raw_value)]
 
 
@@ -293,12 +292,12 @@ class EnvVarValueUpdate(RequestBody):
 
     example: ClassVar[str] = '{"name": "DBT_X", "raw_value": "..."}'
 
-    account_id: Annotated[int | None, checked(optional_id)] = None
-    project_id: Annotated[int | None, checked(optional_id)] = None
-    name: Annotated[str | None, checked(optional(str))] = None
-    type: Annotated[str | None, checked(optional(str))] = None
-    environment_id: Annotated[int | None, checked(optional_id)] = None
-    job_definition_id: Annotated[int | None, checked(optional_id)] = None
+    account_id: Annotated[int | None, checked(_optional_id)] = None
+    project_id: Annotated[int | None, checked(_optional_id)] = None
+    name: Annotated[str | None, checked(_optional(str))] = None
+    type: Annotated[str | None, checked(_optional(str))] = None
+    environment_id: Annotated[int | None, checked(_optional_id)] = None
+    job_definition_id: Annotated[int | None, checked(_optional_id)] = None
     raw_value: Annotated[str, checked(_raw_value)]
 
 

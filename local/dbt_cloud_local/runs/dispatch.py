@@ -26,7 +26,8 @@ from pathlib import Path
 
 from dbt_cloud_local.model.records import RunRecord
 from dbt_cloud_local.model.statuses import QUEUED, STARTING
-from dbt_cloud_local.store.database import Store, utcnow
+from dbt_cloud_local.store.database import Store
+from dbt_cloud_local.store.sqlite import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,8 @@ from dbt_cloud_local.runs.environment import (
 from dbt_cloud_local.runs.recovery import SERVER_STOPPED_MESSAGE
 from dbt_cloud_local.runs.supervisor import POLL_SECONDS, Outcome, ProcessResult, ProcessSupervisor
 from dbt_cloud_local.runs.workspace import RunWorkspace, tail_text
-from dbt_cloud_local.store.database import Store, utcnow
+from dbt_cloud_local.store.database import Store
+from dbt_cloud_local.store.sqlite import utcnow
 
 log = logging.getLogger(__name__)
 

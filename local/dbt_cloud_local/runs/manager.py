@@ -34,7 +34,8 @@ from dbt_cloud_local.runs.plan import RetryRefused, plan_rerun, plan_run, rerun_
 from dbt_cloud_local.runs.recovery import recover_interrupted_runs
 from dbt_cloud_local.runs.supervisor import ProcessSupervisor
 from dbt_cloud_local.runs.workspace import RunWorkspace
-from dbt_cloud_local.store.database import Store, utcnow
+from dbt_cloud_local.store.database import Store
+from dbt_cloud_local.store.sqlite import utcnow
 
 
 class RunManager:

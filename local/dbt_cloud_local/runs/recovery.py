@@ -16,7 +16,8 @@ from pathlib import Path
 from dbt_cloud_local.model.statuses import ERROR, IN_FLIGHT, RUNNING, STARTING
 from dbt_cloud_local.runs.supervisor import kill_leftover
 from dbt_cloud_local.runs.workspace import RunWorkspace
-from dbt_cloud_local.store.database import Store, utcnow
+from dbt_cloud_local.store.database import Store
+from dbt_cloud_local.store.sqlite import utcnow
 
 log = logging.getLogger(__name__)
 
