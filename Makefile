@@ -125,6 +125,8 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --preview --select AIR .
 	$(VENV)/bin/ruff format --check .
+	@# The import contracts of pyproject.toml ([tool.importlinter]): layers, include apart, no cycles.
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 # Removes every piece of local state and the tools' caches, keeping the virtualenvs: .state/ (the
 # Airflow home and logs, the stack's PostgreSQL database, the local dbt Cloud's runs, the task data,

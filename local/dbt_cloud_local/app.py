@@ -1,11 +1,10 @@
 """
-The FastAPI application: authentication, fault injection, dbt Cloud-style errors and local routes.
+The FastAPI application: the routers, dbt Cloud-style errors, and what happens to every request before
+routing (fault injection, oversized bodies, NUL in the URL, paths with or without the trailing slash).
 
-Authentication follows dbt Cloud: ``Authorization: Token <token>`` or ``Bearer <token>`` on every API
-route, 401 otherwise. Tokens are compared in constant time and never logged. A token belongs to the
-accounts the config gives it: another account's routes answer 403, and the account list shows only
-its own. The HTML run pages and ``/_local/health`` are open; ``/_local/faults`` changes the whole
-server, so it needs a token valid for every account.
+Authentication is each API router's dependency (``api.dependencies``): every API route answers 401
+without a valid token, 403 for another account's routes. The HTML run pages and ``/_local/health`` are
+open; ``/_local/faults`` needs a token valid for every account.
 
 Every error, including an unexpected one, is answered in dbt Cloud's status envelope, never as plain
 text; oversized bodies (413) and URLs holding NUL (400) are refused before any route runs.
@@ -14,59 +13,54 @@ text; oversized bodies (413) and URLs holding NUL (400) are refused before any r
 from __future__ import annotations
 
 import asyncio
-import hmac
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.responses import RedirectResponse, Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dbt_cloud_local import __version__, api, api_webhooks, pages, serializers
-from dbt_cloud_local.api import MAX_BODY_BYTES, MAX_INT64, ApiError, ServerContext
-from dbt_cloud_local.config import Config
-from dbt_cloud_local.faults import FaultInjector, parse_fault_settings
+from dbt_cloud_local import __version__
+from dbt_cloud_local.api import (
+    accounts,
+    environment_variables,
+    environments,
+    jobs,
+    local,
+    projects,
+    runs,
+    steps,
+    webhook_subscriptions,
+)
+from dbt_cloud_local.api.dependencies import ServerContext
+from dbt_cloud_local.api.errors import (
+    MAX_BODY_BYTES,
+    ApiError,
+    body_too_large,
+    error_response,
+    install_handlers,
+)
+from dbt_cloud_local.faults import FaultInjector
+from dbt_cloud_local.model.fields import MAX_INT64
+from dbt_cloud_local.pages import routes as pages
 
-_OPEN_PREFIXES = ("/deploy/", "/_local/health")
-_ACCOUNT_IN_PATH = re.compile(r"^/api/v[23]/accounts/([0-9]+)(?:/|$)")
+#: The routers, in the order their routes are matched.
+ROUTERS = (
+    accounts.router,
+    projects.router,
+    environments.router,
+    environment_variables.router,
+    jobs.router,
+    runs.router,
+    steps.router,
+    pages.router,
+    webhook_subscriptions.router,
+    local.router,
+)
 
 
 def _is_api_path(path: str) -> bool:
     return path == "/" or path.startswith("/api/")
-
-
-def _presented_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() in ("token", "bearer") and token.strip():
-        return token.strip()
-    return None
-
-
-def _matching_token(token: str | None, accepted: tuple[str, ...]) -> str | None:
-    """The configured token equal to ``token``, or None."""
-    if token is None:
-        return None
-    # Compare against every token so the time taken does not reveal which one matched.
-    presented = token.encode()
-    matches = [hmac.compare_digest(presented, candidate.encode()) for candidate in accepted]
-    return next((candidate for candidate, match in zip(accepted, matches, strict=True) if match), None)
-
-
-def _account_in_path(path: str) -> int | None:
-    """The account id of an API path; ids beyond 64 bits are left to the route's 400."""
-    match = _ACCOUNT_IN_PATH.match(path)
-    account = int(match.group(1)) if match and len(match.group(1)) <= 19 else None
-    return account if account is not None and account <= MAX_INT64 else None
-
-
-def _error(code: int, user_message: str, developer_message: str = "", **kwargs: Any) -> JSONResponse:
-    return JSONResponse(
-        serializers.error_body(code, user_message, developer_message), status_code=code, **kwargs
-    )
 
 
 def _beyond_64_bits(path: str) -> str | None:
@@ -80,36 +74,6 @@ def _beyond_64_bits(path: str) -> str | None:
 def _declared_too_large(request: Request) -> bool:
     declared = request.headers.get("content-length", "")
     return declared.isdigit() and int(declared) > MAX_BODY_BYTES
-
-
-def _authorize(request: Request, config: Config) -> JSONResponse | None:
-    """401 without a valid token, 403 for another account's routes; else remember the token's accounts."""
-    token = _matching_token(_presented_token(request), config.api_tokens)
-    if token is None:
-        return _error(
-            401,
-            "Invalid token.",
-            "Send 'Authorization: Token <api token>' with a token configured for the local server.",
-            headers={"WWW-Authenticate": "Token"},
-        )
-    limited_to = config.accounts_for(token)
-    request.state.accounts = limited_to
-    if limited_to is None:
-        return None
-    account = _account_in_path(request.url.path)
-    if account is not None and account not in limited_to:
-        return _error(
-            403,
-            f"This token may not access account {account}.",
-            "Fix: use a token listed for this account under `api_tokens` in the local server's config.",
-        )
-    if request.url.path.startswith("/_local/faults"):
-        return _error(
-            403,
-            "Fault injection affects every account; this token is limited to some accounts.",
-            "Fix: use a token valid for every account (a plain string under `api_tokens`).",
-        )
-    return None
 
 
 class TrailingSlashOptional:
@@ -174,86 +138,37 @@ def create_app(ctx: ServerContext, faults: FaultInjector) -> FastAPI:
             async for _ in getattr(carried_out, "body_iterator", ()):
                 pass
         headers = {"Retry-After": "1"} if decision.status == 429 else None
-        return _error(
-            decision.status,
-            "Injected fault",
-            "The local dbt Cloud server injected this error on purpose.",
-            headers=headers,
+        return error_response(
+            ApiError(
+                decision.status,
+                "Injected fault",
+                "The local dbt Cloud server injected this error on purpose.",
+                headers=headers,
+            )
         )
 
     async def _checked(request: Request, call_next: Any) -> Response:
-        """Authentication and the checks every request passes, then the route."""
+        """The checks every request passes before routing, then the route."""
         path = request.url.path
-        if _is_api_path(path) or path.startswith("/_local/faults"):
-            refusal = _authorize(request, ctx.config)
-            if refusal is not None:
-                return refusal
         if _declared_too_large(request):
-            return api.error_response(api.body_too_large())
+            return error_response(body_too_large())
         if "\x00" in path or "\x00" in request.url.query or "%00" in request.url.query:
-            return _error(400, "The URL contains a NUL byte (%00)", "Fix: remove %00 from the path and query")
+            return error_response(
+                ApiError(400, "The URL contains a NUL byte (%00)", "Fix: remove %00 from the path and query")
+            )
         if path.startswith("/deploy/") and (segment := _beyond_64_bits(path)):
-            return _error(
-                400, f"The id {segment[:30]} in the URL is beyond 64-bit integers", "Fix: use an existing id"
+            return error_response(
+                ApiError(
+                    400,
+                    f"The id {segment[:30]} in the URL is beyond 64-bit integers",
+                    "Fix: use an existing id",
+                )
             )
         return await call_next(request)
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return api.error_response(exc)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        messages = {404: "The requested resource was not found.", 405: "Method not allowed."}
-        message = messages.get(exc.status_code, str(exc.detail))
-        return api.error_response(ApiError(exc.status_code, message, f"{request.method} {request.url.path}"))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        """FastAPI validates only the path ids (``api.Id``); name each bad one and the valid range."""
-        details = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'][1:])}: {error['msg']}" for error in exc.errors()
-        )
-        return api.error_response(
-            ApiError(
-                400,
-                f"Invalid request parameters: {details}",
-                f"Fix: ids are whole numbers from 1 to {MAX_INT64}.",
-            )
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        """A bug must still answer in the envelope; Starlette logs the traceback after this."""
-        return _error(500, "Internal error in the local dbt Cloud server.", "See the server log for details.")
-
-    @app.get("/_local/health", include_in_schema=False)
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
-
-    @app.get("/_local/faults", include_in_schema=False)
-    def get_faults() -> dict[str, Any]:
-        return {"data": faults.settings.as_dict(), "injected": faults.injected}
-
-    @app.put("/_local/faults", include_in_schema=False)
-    async def put_faults(request: Request) -> dict[str, Any]:
-        """Replace the fault settings (same shape as the config's ``faults:`` section)."""
-        raw = await api.json_body(request)
-        try:
-            settings = parse_fault_settings(raw if isinstance(raw, dict) else {"invalid": raw})
-        except ValueError as exc:
-            raise ApiError(400, f"Invalid fault settings: {exc}") from None
-        faults.update(settings)
-        return {"data": settings.as_dict(), "injected": 0}
-
-    @app.delete("/_local/faults", include_in_schema=False)
-    def clear_faults() -> dict[str, Any]:
-        faults.update(parse_fault_settings({}))
-        return {"data": faults.settings.as_dict(), "injected": 0}
-
-    app.include_router(api.router)
-    app.include_router(pages.router)
-    app.include_router(api_webhooks.router)
+    install_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
     # Added last, so it wraps everything: the guard and the routes see the normalised path.
     app.add_middleware(TrailingSlashOptional, routes=lambda: app.router.routes)
     return app

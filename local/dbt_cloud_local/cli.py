@@ -22,11 +22,14 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from dbt_cloud_local import env_vars
 from dbt_cloud_local.client import DEFAULT_PORT
-from dbt_cloud_local.config import ConfigError, load_config, require_writable_dir, validate_for_serving
+from dbt_cloud_local.config.loader import load_config
+from dbt_cloud_local.config.serving import require_writable_dir, validate_for_serving
+from dbt_cloud_local.config.settings import ConfigError
 from dbt_cloud_local.faults import parse_fault_settings
-from dbt_cloud_local.store import Store
+from dbt_cloud_local.model.env_vars import PROJECT_KEY, EnvVarError, validate_name
+from dbt_cloud_local.store import env_vars
+from dbt_cloud_local.store.database import Store
 from dbt_cloud_local.tls import client_env_lines, ensure_certificates, tls_paths
 
 DEFAULT_DATA_DIR = ".state/dbt-cloud-local"  # the project's one home of local state
@@ -167,15 +170,15 @@ def _env_var(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     project_id = args.project or min(config.projects)
     if project_id not in config.projects:
-        raise env_vars.EnvVarError(f"unknown project {project_id}; known: {sorted(config.projects)}")
+        raise EnvVarError(f"unknown project {project_id}; known: {sorted(config.projects)}")
     store = Store(require_writable_dir(args.data_dir) / "state.sqlite3")
     try:
         if args.action == "set":
-            scope = args.environment or env_vars.PROJECT_KEY
+            scope = args.environment or PROJECT_KEY
             env_vars.set_values(config, store, project_id, args.name, {scope: args.value})
             print(f"Set {args.name} for {scope} in project {project_id}.")
         elif args.action == "unset":
-            name = env_vars.validate_name(args.name, allow_reserved=True)  # stale reserved ones too
+            name = validate_name(args.name, allow_reserved=True)  # stale reserved ones too
             scope_id = (
                 None if args.environment is None else env_vars.scope_id(config, project_id, args.environment)
             )
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"serve": _serve, "health": _health, "env": _env, "env-var": _env_var}
     try:
         return handlers[args.command](args)
-    except (ConfigError, env_vars.EnvVarError, ValueError) as exc:
+    except (ConfigError, EnvVarError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:

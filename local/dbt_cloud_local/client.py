@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dbt_cloud_local.config import env_tokens, load_config
+from dbt_cloud_local.config.loader import load_config
+from dbt_cloud_local.config.settings import env_tokens
 from dbt_cloud_local.tls import tls_paths
 
 #: The conn_id tests use; the project's DAGs use ``dbt_cloud`` (include/dbt_cloud/hook.py).

@@ -5,26 +5,29 @@ On shutdown (SIGINT/SIGTERM) uvicorn stops accepting requests first; then the ru
 running dbt processes and marks their runs errored, so no dbt process outlives the server. After a
 hard kill the next start does the same for whatever the dead server left behind.
 
-The store is an ``env_vars.RunEnvStore``: runs never see a reserved environment variable (one that
-steers dbt's own paths or behaviour), even one written into the state before the name was reserved.
+The store is a ``store.env_vars.RunEnvStore``: runs never see a reserved environment variable (one
+that steers dbt's own paths or behaviour), even one written into the state before the name was
+reserved. Webhooks hear of runs through the run manager's ``on_run_change``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 import uvicorn
 
-from dbt_cloud_local import jobs
-from dbt_cloud_local.api import ServerContext
+from dbt_cloud_local.api.dependencies import ServerContext
 from dbt_cloud_local.app import create_app
-from dbt_cloud_local.config import ENV_API_TOKEN, Config
-from dbt_cloud_local.env_vars import RunEnvStore, reserved_in_state
+from dbt_cloud_local.config.settings import ENV_API_TOKEN, Config
 from dbt_cloud_local.faults import FaultInjector, FaultSettings
-from dbt_cloud_local.runner import RunManager
+from dbt_cloud_local.runs.manager import RunManager
+from dbt_cloud_local.store import jobs
+from dbt_cloud_local.store.env_vars import RunEnvStore, reserved_in_state
 from dbt_cloud_local.tls import client_env_lines, ensure_certificates
+from dbt_cloud_local.webhooks.delivery import WebhookDispatcher
 
 log = logging.getLogger("dbt_cloud_local")
 
@@ -64,8 +67,6 @@ def warn_about_reserved_variables(config: Config, store: RunEnvStore) -> None:
 
 
 def _token_from_env() -> bool:
-    import os
-
     return bool(os.environ.get(ENV_API_TOKEN, "").strip())
 
 
@@ -87,7 +88,9 @@ def serve(
     config = jobs.attach(config, store)  # jobs now live in the store: declared ones seeded, API ones kept
     warn_about_reserved_variables(config, store)
     injector = FaultInjector(faults)
-    runner = RunManager(config, store, data_dir, faults=injector)
+    webhooks = WebhookDispatcher(config, store)
+    runner = RunManager(config, store, data_dir, faults=injector, on_run_change=webhooks.run_changed)
+    webhooks.start()  # declared subscriptions are in place before a run can start
     runner.start()
     app = create_app(
         ServerContext(config=config, store=store, runner=runner, data_dir=data_dir, public_url=public_url),
@@ -111,4 +114,5 @@ def serve(
     finally:
         log.info("Stopping: terminating running dbt processes")
         runner.stop()
+        webhooks.stop()
         store.close()

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from dbt_cloud_local.client import CONN_ID, ClientAccess, client_access
-from dbt_cloud_local.config import ENV_API_TOKEN
+from dbt_cloud_local.config.settings import ENV_API_TOKEN
 
 #: The folder that holds this package (``local/``) and the project root above it.
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent

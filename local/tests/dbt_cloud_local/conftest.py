@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dbt_cloud_local.config import ENV_API_TOKEN
+from dbt_cloud_local.config.settings import ENV_API_TOKEN
 from dbt_cloud_local.testing import LocalDbtCloud, start_local_dbt_cloud
 
 sys.path.insert(0, str(Path(__file__).parent))

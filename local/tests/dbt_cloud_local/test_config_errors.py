@@ -15,7 +15,8 @@ import pytest
 import yaml
 from helpers import cli, write_config
 
-from dbt_cloud_local.config import ENV_API_TOKEN, ENV_DBT_EXECUTABLE, ConfigError, load_config
+from dbt_cloud_local.config.loader import load_config
+from dbt_cloud_local.config.settings import ENV_API_TOKEN, ENV_DBT_EXECUTABLE, ConfigError
 from dbt_cloud_local.testing import free_port
 
 

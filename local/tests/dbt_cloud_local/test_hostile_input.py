@@ -21,7 +21,8 @@ from helpers import (
     write_config,
 )
 
-from dbt_cloud_local.store import PROJECT_SCOPE, Store
+from dbt_cloud_local.model.env_vars import PROJECT_SCOPE
+from dbt_cloud_local.store.database import Store
 from dbt_cloud_local.testing import LocalDbtCloud
 
 BEYOND_64_BITS = "99999999999999999999999"

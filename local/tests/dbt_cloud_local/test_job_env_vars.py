@@ -23,9 +23,10 @@ from helpers import TOKEN, assert_error_envelope, trigger, validate_against_spec
 from test_jobs_as_code import CLI, JOBS_FILE, VARS_FILE, jobs_as_code
 from test_jobs_file import JOB, config_with_file
 
-from dbt_cloud_local import jobs
-from dbt_cloud_local.config import load_config
-from dbt_cloud_local.store import ERROR, SUCCESS, Store
+from dbt_cloud_local.config.loader import load_config
+from dbt_cloud_local.model.statuses import ERROR, SUCCESS
+from dbt_cloud_local.store.database import Store
+from dbt_cloud_local.store.jobs import JobRepository
 from dbt_cloud_local.testing import LocalDbtCloud, start_local_dbt_cloud
 
 VARS = "/api/v3/accounts/1/projects/1/environment-variables"
@@ -220,10 +221,10 @@ def test_jobs_file_overrides_are_seeded_at_start_and_follow_the_file(tmp_path: P
     value; an edited file applies at the next start, and a value changed through the API is kept."""
     store = Store(tmp_path / "state.sqlite3")
 
-    def start(value: str) -> jobs.JobRepository:
+    def start(value: str) -> JobRepository:
         item = {**JOB, "custom_environment_variables": [{"DBT_SEEDED": value}]}
         config = load_config(config_with_file(tmp_path, {"jobs": {"nightly": item, "other": JOB}}))
-        repository = jobs.JobRepository(config, store)
+        repository = JobRepository(config, store)
         repository.seed(config.jobs)
         return repository
 

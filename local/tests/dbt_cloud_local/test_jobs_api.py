@@ -3,7 +3,7 @@ Jobs through the API: create, update and delete them as dbt Cloud does, every re
 field, every change persisted across a real restart, visible at once to the provider and the run pages.
 
 The servers are real (HTTPS subprocesses on the tiny project); the provider is the unmodified
-``DbtCloudHook``. The declared-versus-API rules of ``jobs.py`` are checked on the repository itself.
+``DbtCloudHook``. The declared-versus-API rules of ``store/jobs.py`` are checked on the repository itself.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import pytest
 from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudHook
 from helpers import assert_error_envelope, validate_against_spec, wait_for_status, write_config
 
-from dbt_cloud_local import jobs
-from dbt_cloud_local.config import load_config
-from dbt_cloud_local.store import Store
+from dbt_cloud_local.config.loader import load_config
+from dbt_cloud_local.model.job_definition import DELETED
+from dbt_cloud_local.store.database import Store
+from dbt_cloud_local.store.jobs import JobRepository
 from dbt_cloud_local.testing import CONN_ID, LocalDbtCloud
 
 JOBS = "/api/v2/accounts/1/jobs/"
@@ -227,13 +228,13 @@ def test_jobs_survive_a_real_restart(make_server: Callable[..., LocalDbtCloud]) 
 
 
 def test_declarations_apply_at_start_unless_the_api_changed_the_job(tmp_path: Path) -> None:
-    """The rules of jobs.py on the repository: a declaration nobody changed through the API follows
+    """The rules of store/jobs.py on the repository: a declaration nobody changed through the API follows
     the config; one changed through the API keeps that change; a removed declaration deletes its job."""
     config_path = write_config(tmp_path)
     config = load_config(config_path)
     store = Store(tmp_path / "state.sqlite3")
     try:
-        repository = jobs.JobRepository(config, store)
+        repository = JobRepository(config, store)
         repository.seed(config.jobs)
         assert [job.name for job in repository.active(1)][:3] == ["eltml build", "Hourly Run", "Daily Run"]
         repository.update(repository[2], {"name": "Hourly (API)"})
@@ -250,7 +251,7 @@ def test_declarations_apply_at_start_unless_the_api_changed_the_job(tmp_path: Pa
             "Hourly (API)",
             ("dbt build --select tag:hourly",),
         ), "an API change wins over the declaration"
-        assert repository[5].state == jobs.DELETED
+        assert repository[5].state == DELETED
         assert repository.find(1, 5) is None
         repository.seed(edited)  # idempotent
         assert [job.id for job in repository.active(1)] == [1, 2, 3, 4]

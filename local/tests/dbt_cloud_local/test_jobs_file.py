@@ -13,9 +13,10 @@ import pytest
 import yaml
 from helpers import cli, write_config
 
-from dbt_cloud_local import jobs
-from dbt_cloud_local.config import ENV_API_TOKEN, ConfigError, load_config
-from dbt_cloud_local.store import Store
+from dbt_cloud_local.config.loader import load_config
+from dbt_cloud_local.config.settings import ENV_API_TOKEN, ConfigError
+from dbt_cloud_local.store.database import Store
+from dbt_cloud_local.store.jobs import JobRepository
 
 JOB = {
     "account_id": "{{ account_id }}",
@@ -160,7 +161,7 @@ def test_a_config_job_id_taken_through_the_api_is_refused_at_start(tmp_path: Pat
     config = load_config(write_config(tmp_path))
     store = Store(tmp_path / "state.sqlite3")
     try:
-        repository = jobs.JobRepository(config, store)
+        repository = JobRepository(config, store)
         repository.seed(config.jobs)
         created = repository.create(
             1, {"name": "API job", "environment_id": 1, "execute_steps": ["dbt seed"]}

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from helpers import spec, trigger, validate_against_spec, wait_for_status
 
-from dbt_cloud_local import api
+from dbt_cloud_local.api import accounts, environment_variables, environments, jobs, projects, steps
+from dbt_cloud_local.api import runs as run_routes
 from dbt_cloud_local.testing import LocalDbtCloud
 
 
@@ -276,7 +277,12 @@ def test_every_served_route_is_walked(runs: dict[str, int]) -> None:
         ("POST", "/api/v3/accounts/1/projects/1/environment-variables/1/"),
         ("DELETE", "/api/v3/accounts/1/projects/1/environment-variables/1/"),
     }
-    for route in api.router.routes:
+    api_routes = [
+        route
+        for module in (accounts, projects, environments, environment_variables, jobs, run_routes, steps)
+        for route in module.router.routes
+    ]
+    for route in api_routes:
         template = route.path  # type: ignore[attr-defined]
         regex = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template.replace("{path:path}", "[^?]+")) + "$"
         for method in route.methods:  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from helpers import trigger, wait_for_status
 
-from dbt_cloud_local.runner import SERVER_STOPPED_MESSAGE
+from dbt_cloud_local.runs.recovery import SERVER_STOPPED_MESSAGE
 from dbt_cloud_local.testing import LocalDbtCloud, processes_in
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dbt_cloud_local.run_nodes import blocked_by_failure, dag_svg, nodes_section, run_nodes
-from dbt_cloud_local.workspace import RunWorkspace
+from dbt_cloud_local.pages.nodes import blocked_by_failure, dag_svg, nodes_section, run_nodes
+from dbt_cloud_local.runs.workspace import RunWorkspace
 
 
 def _write_step(

@@ -22,18 +22,20 @@ from pathlib import Path
 
 import pytest
 
-from dbt_cloud_local.commands import parse_step
-from dbt_cloud_local.config import Account, Config, Environment, Job, Project, ServerSettings
-from dbt_cloud_local.dispatch import ActiveRun, Dispatcher, QueuedRun, resources, select_runs_to_start
+from dbt_cloud_local.config.settings import Config, ServerSettings
 from dbt_cloud_local.faults import FaultSettings
-from dbt_cloud_local.records import PlannedStep, RetrySource, RunRecord, RunTrigger, StepRecord
-from dbt_cloud_local.recovery import SERVER_STOPPED_MESSAGE
-from dbt_cloud_local.run_env import apply_schema_override, run_environment, warehouse_path
-from dbt_cloud_local.run_plan import plan_rerun, plan_run, rerun_trigger
-from dbt_cloud_local.runner import RunManager
-from dbt_cloud_local.store import CANCELLED, ERROR, QUEUED, RUNNING, STARTING, SUCCESS, Store
-from dbt_cloud_local.supervisor import Outcome, ProcessSupervisor, kill_leftover
-from dbt_cloud_local.workspace import RunWorkspace
+from dbt_cloud_local.model.commands import parse_step
+from dbt_cloud_local.model.records import PlannedStep, RetrySource, RunRecord, RunTrigger, StepRecord
+from dbt_cloud_local.model.resources import Account, Environment, Job, Project
+from dbt_cloud_local.model.statuses import CANCELLED, ERROR, QUEUED, RUNNING, STARTING, SUCCESS
+from dbt_cloud_local.runs.dispatch import ActiveRun, Dispatcher, QueuedRun, resources, select_runs_to_start
+from dbt_cloud_local.runs.environment import apply_schema_override, run_environment, warehouse_path
+from dbt_cloud_local.runs.manager import RunManager
+from dbt_cloud_local.runs.plan import plan_rerun, plan_run, rerun_trigger
+from dbt_cloud_local.runs.recovery import SERVER_STOPPED_MESSAGE
+from dbt_cloud_local.runs.supervisor import Outcome, ProcessSupervisor, kill_leftover
+from dbt_cloud_local.runs.workspace import RunWorkspace
+from dbt_cloud_local.store.database import Store
 
 PYTHON = sys.executable
 

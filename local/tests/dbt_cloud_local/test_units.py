@@ -8,12 +8,14 @@ import pytest
 import yaml
 from helpers import RESERVED_NAME_EXAMPLES
 
-from dbt_cloud_local import env_vars
-from dbt_cloud_local.commands import CommandError, parse_step
-from dbt_cloud_local.config import ConfigError, load_config
+from dbt_cloud_local.config.loader import load_config
+from dbt_cloud_local.config.settings import ConfigError
 from dbt_cloud_local.faults import FaultInjector, parse_fault_settings
-from dbt_cloud_local.store import PROJECT_SCOPE
-from dbt_cloud_local.workspace import ArtifactPathError, RunWorkspace
+from dbt_cloud_local.model import env_vars
+from dbt_cloud_local.model.commands import CommandError, parse_step
+from dbt_cloud_local.model.env_vars import PROJECT_SCOPE
+from dbt_cloud_local.runs.workspace import ArtifactPathError, RunWorkspace
+from dbt_cloud_local.store.env_vars import RunEnvStore, set_values
 
 
 @pytest.mark.parametrize(
@@ -177,7 +179,7 @@ def test_malformed_names_are_refused(name: object) -> None:
 
 def test_runs_never_see_reserved_variables_from_the_state(tmp_path: Path) -> None:
     """Rows written before a name was reserved stay listed (so they can be deleted) but reach no run."""
-    store = env_vars.RunEnvStore(tmp_path / "state.sqlite3")
+    store = RunEnvStore(tmp_path / "state.sqlite3")
     store.set_env_var(1, "DBT_PROJECT_DIR", PROJECT_SCOPE, "/elsewhere")
     store.set_env_var(1, "DBT_ENGINE_STATE", 2, "/elsewhere")
     store.set_env_var(1, "DBT_FAIL_MODEL", 2, "stg_orders")
@@ -195,12 +197,12 @@ def test_runs_never_see_reserved_variables_from_the_state(tmp_path: Path) -> Non
 def test_a_change_with_one_bad_scope_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DBT_CLOUD_LOCAL_API_TOKEN", raising=False)
     config = load_config(_config(tmp_path))
-    store = env_vars.RunEnvStore(tmp_path / "state.sqlite3")
+    store = RunEnvStore(tmp_path / "state.sqlite3")
     try:
         with pytest.raises(env_vars.EnvVarError, match="unknown environment 'Nope'"):
-            env_vars.set_values(config, store, 1, "DBT_ATOMIC", {"project": "1", "Nope": "2"})
+            set_values(config, store, 1, "DBT_ATOMIC", {"project": "1", "Nope": "2"})
         with pytest.raises(env_vars.EnvVarError, match="without NUL"):
-            env_vars.set_values(config, store, 1, "DBT_ATOMIC", {"project": "1", "Production": "a\x00b"})
+            set_values(config, store, 1, "DBT_ATOMIC", {"project": "1", "Production": "a\x00b"})
         assert store.env_vars(1) == []
     finally:
         store.close()

@@ -25,7 +25,8 @@ import uvicorn
 from helpers import cli, trigger, validate_against_spec, wait_for_status, write_config
 
 from dbt_cloud_local.testing import LocalDbtCloud, free_port
-from dbt_cloud_local.webhooks import retry_delays, sign
+from dbt_cloud_local.webhooks.delivery import retry_delays
+from dbt_cloud_local.webhooks.sending import sign
 from include.dbt_cloud.webhooks import EVENTS_PATH, JobRunEvent, create_app
 
 SUBSCRIPTIONS = "/api/v3/accounts/1/webhooks/subscriptions"

@@ -26,7 +26,7 @@ import pytest
 from pipeline_harness import PROJECT_ROOT, RUN_DAG
 
 from dbt_cloud_local.testing import LocalDbtCloud, free_port, run_local_dbt_cloud
-from dbt_cloud_local.webhooks import sign
+from dbt_cloud_local.webhooks.sending import sign
 from include.assets import CUSTOMER_FEATURES
 from include.dbt_cloud.operator import run_tag
 from include.dbt_cloud.webhooks import EVENTS_PATH, URL_PREFIX, WEBHOOK_DAG_ID

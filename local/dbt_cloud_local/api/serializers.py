@@ -1,0 +1,514 @@
+"""
+Shape API objects the way dbt Cloud does, within the official OpenAPI schemas.
+
+Every field the schemas list is present; one without a value (``finished_at`` of a running run,
+``git_sha`` when none was given) is ``null``, never omitted, as dbt Cloud sends it. The specs declare
+no field ``nullable``: they disagree with dbt Cloud there, and we follow dbt Cloud (the contract test
+validates with every field nullable; types, formats and enums still hold). Timestamps are RFC 3339
+(``2025-01-31T12:00:00.123456+00:00``) as the spec's ``date-time`` format requires (the hosted API
+prints a space instead of the ``T``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from datetime import datetime
+from typing import Any
+
+from dbt_cloud_local.config.settings import Config
+from dbt_cloud_local.model.env_vars import scope_type
+from dbt_cloud_local.model.job_definition import definition_of
+from dbt_cloud_local.model.resources import Account, Environment, Job, Project
+from dbt_cloud_local.model.statuses import (
+    CANCELLED,
+    ERROR,
+    IN_FLIGHT,
+    RUNNING,
+    STATUS_HUMANIZED,
+    SUCCESS,
+    TERMINAL,
+)
+from dbt_cloud_local.runs.workspace import RunWorkspace, tail_text
+
+STATUS_COLOR = {SUCCESS: "green", ERROR: "red", CANCELLED: "orange"}
+STATIC_TIMESTAMP = "2025-01-01T00:00:00+00:00"
+FAR_FUTURE = "2099-12-31T00:00:00+00:00"
+
+
+# Accounts, projects, environments ---------------------------------------------------------------
+
+
+def account(item: Account) -> dict[str, Any]:
+    """An ``AccountResponse``: the many required billing fields carry neutral local values."""
+    return {
+        "id": item.id,
+        "name": item.name,
+        "state": 1,
+        "plan": "enterprise",
+        "run_slots": 2,
+        "developer_seats": 1,
+        "it_seats": 0,
+        "explorer_seats": 0,
+        "analyst_seats": 0,
+        "read_only_seats": 0,
+        "locked": False,
+        "lock_reason": "",
+        "lock_cause": "other",
+        "unlocked_at": STATIC_TIMESTAMP,
+        "pending_cancel": False,
+        "billing_email_address": "",
+        "pod_memory_request_mebibytes": 0,
+        "develop_pod_memory_request_mebibytes": 0,
+        "run_duration_limit_seconds": 86400,
+        "queue_limit": 50,
+        "enterprise_login_slug": "",
+        "business_critical": False,
+        "starter_repo_url": "",
+        "git_auth_level": "personal",
+        "identifier": f"local{item.id}",
+        "trial_end_date": FAR_FUTURE,
+        "static_subdomain": "",
+        "vanity_subdomain": "",
+        "run_locked_until": STATIC_TIMESTAMP,
+        "docs_job_id": None,
+        "freshness_job_id": None,
+        "copilot_locked_until": STATIC_TIMESTAMP,
+        "agent_credit_locked": False,
+        "account_migration_events": [],
+        "groups": [],
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+    }
+
+
+def _project_jobs(item: Project, config: Config) -> tuple[Job | None, Job | None]:
+    """The project's docs and freshness jobs: its first jobs generating docs and sources."""
+    jobs = sorted(
+        (job for job in config.jobs.values() if job.project_id == item.id and job.state == 1),
+        key=lambda job: job.id,
+    )
+    docs_job = next((job for job in jobs if job.generate_docs), jobs[0] if jobs else None)
+    freshness_job = next((job for job in jobs if job.run_generate_sources), docs_job)
+    return docs_job, freshness_job
+
+
+def project_ref(item: Project, config: Config) -> dict[str, Any]:
+    """The nested ``Project`` object (in jobs and environments)."""
+    docs_job, freshness_job = _project_jobs(item, config)
+    return {
+        "id": item.id,
+        "name": item.name,
+        "account_id": item.account_id,
+        "description": f"dbt project at {item.dbt_project_dir.name}",
+        "connection_id": item.id,
+        "repository_id": None,
+        "semantic_layer_config_id": None,
+        "state": 1,
+        "dbt_project_subdirectory": None,
+        "docs_job_id": docs_job.id if docs_job else None,
+        "freshness_job_id": freshness_job.id if freshness_job else None,
+        "type": 0,
+    }
+
+
+def environment_v2(item: Environment) -> dict[str, Any]:
+    """The nested ``EnvironmentV2`` object (in jobs and runs)."""
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "project_id": item.project_id,
+        "name": item.name,
+        "dbt_version": item.dbt_version,
+        "connection_id": item.project_id,
+        "credentials_id": item.id,
+        "repository_id": None,
+        "extended_attributes_id": None,
+        "use_custom_branch": True,
+        "custom_branch": item.custom_branch,
+        "dbt_project_subdirectory": None,
+        "supports_docs": True,
+        "deployment_type": item.deployment_type,
+        "type": "deployment",
+        "created_by_id": None,
+        "state": 1,
+    }
+
+
+def environment_v3_ref(item: Environment) -> dict[str, Any]:
+    """The nested ``EnvironmentV3`` object (in projects)."""
+    return {
+        **environment_v2(item),
+        "enable_model_query_history": False,
+        "enable_dbt_state": False,
+        "primary_profile_id": None,
+    }
+
+
+def environment_v3(item: Environment, config: Config) -> dict[str, Any]:
+    """An ``EnvironmentV3Response``."""
+    return {
+        **environment_v3_ref(item),
+        "raw_dbt_version": item.dbt_version,
+        "is_deferrable": False,
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+        "project": project_ref(config.projects[item.project_id], config),
+        "credentials": {
+            "id": item.id,
+            "account_id": item.account_id,
+            "project_id": item.project_id,
+            "type": "adapter",
+            "state": 1,
+            "threads": 4,
+            "username": "local",
+            "default_schema": "main",
+            "target_name": "default",
+            "adapter_version": None,
+        },
+        "fusion_readiness": {},
+    }
+
+
+def job_definition_v2(item: Job) -> dict[str, Any]:
+    """
+    A ``JobDefinitionV2``/``InternalJobDefinition`` (nested in projects and runs), from the job's
+    definition (``job_definition.definition_of``). A job never given a schedule still carries dbt
+    Cloud's default one (every hour), with ``triggers.schedule`` false: local jobs run only when
+    triggered. dbt Cloud sends ``date`` and ``time`` as objects (``HumanReadableSchedule``) in jobs and
+    in a run's ``job`` alike; the spec's ``InternalJobDefinition`` (a run's ``job``) says strings: we
+    follow dbt Cloud.
+    """
+    definition = definition_of(item)
+    settings = definition["settings"]
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "project_id": item.project_id,
+        "environment_id": item.environment_id,
+        "name": item.name,
+        **definition,
+        # None: the profile's own threads and target; dbt Cloud's defaults are 4 and "default".
+        "settings": {
+            "threads": settings["threads"] or 4,
+            "target_name": settings["target_name"] or "default",
+        },
+        "state": item.state,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at or item.created_at,
+    }
+
+
+def _warehouse_file(item: Project, environments: list[Environment]) -> str | None:
+    """The DuckDB file of the project's first environment that names one (its ``warehouse_env_var``)."""
+    for environment in environments:
+        value = environment.env.get(environment.warehouse_env_var)
+        if value:
+            return value
+    return None
+
+
+def project_v3(item: Project, config: Config) -> dict[str, Any]:
+    """A ``ProjectResponse``. The spec requires docs/freshness jobs: we name the project's first jobs."""
+    environments = [env for env in config.environments.values() if env.project_id == item.id]
+    docs_job, freshness_job = _project_jobs(item, config)
+    placeholder_job = docs_job or Job(
+        id=0, account_id=item.account_id, project_id=item.id, environment_id=0, name="", description="",
+        execute_steps=("dbt build",), generate_docs=False, run_generate_sources=False, threads=None,
+        target_name=None, timeout_seconds=0, created_at=STATIC_TIMESTAMP,
+    )  # fmt: skip
+    return {
+        **project_ref(item, config),
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+        "connection": {
+            "id": item.id,
+            "account_id": item.account_id,
+            "project_id": item.id,
+            "name": "DuckDB (local)",
+            # dbt Cloud has no DuckDB connection type (its spec lists postgres, redshift, snowflake,
+            # bigquery, adapter): "duckdb" plus `details.path` is what OpenLineage's dbt Cloud
+            # processor reads to name the warehouse (`duckdb://<path>`), so lineage works locally.
+            "type": "duckdb",
+            "details": {"path": _warehouse_file(item, environments)},
+            "adapter_version": None,
+            "created_by_id": None,
+            "created_by_service_token_id": None,
+            "state": 1,
+            "private_link_endpoint_id": None,
+            "oauth_configuration_id": None,
+        },
+        "environments": [environment_v3_ref(env) for env in environments],
+        "repository": {
+            "account_id": item.account_id,
+            "project_id": item.id,
+            "full_name": None,
+            "remote_backend": "manual_config",
+            "git_clone_strategy": None,
+            "deploy_key_id": None,
+            "repository_credentials_id": None,
+            "github_installation_id": None,
+            "github_webhook_id": None,
+            "state": 1,
+            "private_link_endpoint_id": None,
+            "git_provider_id": None,
+        },
+        "group_permissions": [],
+        "docs_job": job_definition_v2(docs_job or placeholder_job),
+        "freshness_job": job_definition_v2(freshness_job or placeholder_job),
+        "fusion_readiness": {},
+        "default_version": "latest",
+    }
+
+
+def job(item: Job, config: Config, run_failure_count: int = 0) -> dict[str, Any]:
+    """A ``HumanReadableJobDefinitionResponse``."""
+    environment = config.environments[item.environment_id]
+    definition = job_definition_v2(item)
+    return {
+        **definition,
+        # The job's own dbt_version is null unless it overrides its environment's (as in dbt Cloud).
+        "raw_dbt_version": definition["dbt_version"] or environment.dbt_version,
+        "is_deferrable": False,
+        "lifecycle_webhooks_url": "",
+        "run_failure_count": run_failure_count,
+        "account": {
+            "id": item.account_id,
+            "name": config.accounts[item.account_id].name,
+            "state": 1,
+            "docs_job_id": None,
+            "freshness_job_id": None,
+        },
+        "project": project_ref(config.projects[item.project_id], config),
+        "environment": environment_v2(environment),
+        "fusion_readiness": {},
+        "generate_sources": item.run_generate_sources,
+    }
+
+
+# Runs -----------------------------------------------------------------------------------------
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
+
+
+def _clock(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _humanize(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    whole = round(seconds)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours} hour{'s' * (hours != 1)}"] if hours else []
+    if minutes:
+        parts.append(f"{minutes} minute{'s' * (minutes != 1)}")
+    parts.append(f"{secs} second{'s' * (secs != 1)}")
+    return ", ".join(parts)
+
+
+def run_step(
+    step: dict[str, Any], workspace: RunWorkspace, tail_lines: int, full_debug: bool
+) -> dict[str, Any]:
+    """A ``RunStep`` with dbt's console output in ``logs`` and its debug log in ``debug_logs``."""
+    index = step["idx"]
+    logs, _ = tail_text(workspace.console(index), tail_lines)
+    truncated_debug, _ = tail_text(workspace.debug_log(index), tail_lines)
+    debug = (
+        workspace.debug_log(index).read_text(errors="replace")
+        if full_debug and workspace.debug_log(index).exists()
+        else truncated_debug
+    )
+    end = step["finished_at"] or (step["updated_at"] if step["status"] not in IN_FLIGHT else None)
+    duration = _seconds_between(step["started_at"], step["finished_at"] or end)
+    return {
+        "id": step["id"],
+        "run_id": step["run_id"],
+        "account_id": None,
+        "index": index,
+        "name": step["name"],
+        "status": step["status"],
+        "status_humanized": STATUS_HUMANIZED[step["status"]],
+        "status_color": STATUS_COLOR.get(step["status"], "blue"),
+        "run_step_command": {"run_step_id": step["id"], "dbt_command": step["command"]},
+        "run_step_invocation": {"run_step_id": step["id"], "run_id": step["run_id"]},
+        "logs": logs,
+        "debug_logs": debug,
+        "truncated_debug_logs": truncated_debug,
+        "log_path": str(workspace.console(index)),
+        "debug_log_path": str(workspace.debug_log(index)),
+        "created_at": step["created_at"],
+        "updated_at": step["updated_at"],
+        "started_at": step["started_at"],
+        "finished_at": step["finished_at"],
+        "duration": _clock(duration),
+        "duration_humanized": _humanize(duration),
+        "exit_code": step["exit_code"],
+    }
+
+
+#: The ``RunTrigger`` fields: those a run was not given are null.
+TRIGGER_FIELDS = (
+    "cause",
+    "job_definition_id",
+    "git_branch",
+    "git_sha",
+    "azure_pull_request_id",
+    "github_pull_request_id",
+    "gitlab_merge_request_id",
+    "non_native_pull_request_id",
+    "schema_override",
+    "dbt_version_override",
+    "threads_override",
+    "target_name_override",
+    "generate_docs_override",
+    "timeout_seconds_override",
+    "steps_override",
+    "cause_category",
+)
+
+
+def run_href(base_url: str, run: dict[str, Any]) -> str:
+    return f"{base_url}/deploy/{run['account_id']}/projects/{run['project_id']}/runs/{run['id']}/"
+
+
+def run(
+    item: dict[str, Any],
+    config: Config,
+    *,
+    base_url: str,
+    include: Set[str],
+    steps: list[dict[str, Any]] | None = None,
+    workspace: RunWorkspace | None = None,
+    retry_reason: str | None = "",
+) -> dict[str, Any]:
+    """
+    A ``RunResponse``; ``include`` selects related objects (trigger, job, environment, run_steps).
+
+    ``retry_reason`` is why the run cannot be retried (a ``RetryNotSupportedReasonEnum`` value, see
+    ``runs.plan.retry_refusal``) or None when it can; left out, only the status decides.
+    """
+    status = item["status"]
+    if retry_reason == "":
+        retry_reason = None if status == ERROR else "RETRY_NOT_FAILED_RUN"
+    created, started, finished = item["created_at"], item["started_at"], item["finished_at"]
+    now_or_finished = finished or item["updated_at"]
+    duration = _seconds_between(created, now_or_finished)
+    queued = _seconds_between(
+        created, started or (now_or_finished if status in TERMINAL else item["updated_at"])
+    )
+    run_duration = _seconds_between(started, now_or_finished) if started else 0.0
+    job_config = config.jobs.get(item["job_id"])
+    environment = config.environments.get(item["environment_id"])
+    trigger = dict(item["trigger"])
+    data: dict[str, Any] = {
+        "id": item["id"],
+        "trigger_id": item["id"],
+        "account_id": item["account_id"],
+        "environment_id": item["environment_id"],
+        "project_id": item["project_id"],
+        "job_definition_id": item["job_id"],
+        "job_id": item["job_id"],
+        "status": status,
+        "status_humanized": STATUS_HUMANIZED[status],
+        "status_message": item["status_message"],
+        "dbt_version": environment.dbt_version if environment else None,
+        "git_branch": item["git_branch"],
+        "git_sha": item["git_sha"],
+        "owner_thread_id": None,
+        "deferring_run_id": None,
+        "executed_by_thread_id": "dbt-run" if item["dequeued_at"] else None,
+        "artifacts_saved": bool(item["artifacts_saved"]),
+        "artifact_s3_path": f"runs/{item['id']}/steps" if item["artifacts_saved"] else None,
+        "has_docs_generated": bool(item["has_docs_generated"]),
+        "has_sources_generated": bool(item["has_sources_generated"]),
+        "notifications_sent": status in TERMINAL,
+        "blocked_by": [],
+        "created_at": created,
+        "updated_at": item["updated_at"],
+        "dequeued_at": item["dequeued_at"],
+        "started_at": started,
+        "finished_at": finished,
+        "last_checked_at": item["updated_at"],
+        "last_heartbeat_at": item["last_heartbeat_at"],
+        "should_start_at": created,
+        "in_progress": status in IN_FLIGHT,
+        "is_complete": status in TERMINAL,
+        "is_success": status == SUCCESS,
+        "is_error": status == ERROR,
+        "is_cancelled": status == CANCELLED,
+        "is_running": status == RUNNING,
+        "duration": _clock(duration),
+        "queued_duration": _clock(queued),
+        "run_duration": _clock(run_duration),
+        "duration_humanized": _humanize(duration),
+        "queued_duration_humanized": _humanize(queued),
+        "run_duration_humanized": _humanize(run_duration),
+        "created_at_humanized": created,
+        "finished_at_humanized": finished,
+        "retrying_run_id": item["retry_of_run_id"],
+        "can_retry": retry_reason is None,
+        "retry_not_supported_reason": retry_reason,
+        "used_repo_cache": False,
+        "href": run_href(base_url, item),
+        # Related objects are null (run_steps empty) unless ``include_related`` asks for them.
+        "trigger": None,
+        "job": None,
+        "environment": None,
+        "run_steps": [],
+        "deprecation": None,
+        "audit": None,
+    }
+    if "trigger" in include:
+        data["trigger"] = {
+            "id": item["id"],
+            **dict.fromkeys(TRIGGER_FIELDS),
+            **trigger,
+            "created_at": created,
+            "updated_at": created,
+        }
+    if "job" in include and job_config is not None:
+        data["job"] = job_definition_v2(job_config) | {"dbt_version": data["dbt_version"]}
+    if "environment" in include and environment is not None:
+        data["environment"] = environment_v2(environment)
+    if "run_steps" in include:
+        assert workspace is not None
+        data["run_steps"] = [
+            run_step(step, workspace, config.server.log_tail_lines, "debug_logs" in include)
+            | {"account_id": item["account_id"]}
+            for step in steps or []
+        ]
+    return data
+
+
+# Environment variables ----------------------------------------------------------------------
+
+
+def env_var_value(config: Config, project_id: int, account_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    """A ``CustomEnvironmentVariableResponse``. ``display_value`` carries the value (dbt-jobs-as-code
+    reads it back as the value it compares), as dbt Cloud shows non-secret values."""
+    scope = row["environment_id"]
+    kind = scope_type(scope)
+    environment = config.environments.get(scope) if kind == "environment" else None
+    return {
+        "id": row["id"],
+        "account_id": account_id,
+        "project_id": project_id,
+        "name": row["name"],
+        "type": kind,
+        "user_id": None,
+        "environment_id": scope if kind == "environment" else None,
+        "job_definition_id": -scope if kind == "job" else None,
+        "display_value": row["value"],
+        "state": 1,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "environment": environment_v3(environment, config) if environment else None,
+    }
