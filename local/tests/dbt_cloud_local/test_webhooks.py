@@ -286,7 +286,9 @@ def test_wrong_secret_is_refused_and_retried_five_times(dbt_cloud: LocalDbtCloud
         wait_for_status(dbt_cloud, run["id"])
         refused = lambda: [a for a in receiver.answers if a[1] == 401]  # noqa: E731
         receiver.wait_for(lambda: len(refused()) >= 6)
-        time.sleep(1)  # no seventh attempt
+        # The server's own word that it gave up, rather than a pause: then no seventh attempt came.
+        gave_up = f"for run {run['id']} to {receiver.url} was not delivered"
+        receiver.wait_for(lambda: gave_up in dbt_cloud.log_tail(400))
         assert len(refused()) == 6
         assert len({event_id for event_id, _ in refused()}) == 1, "retries resend the same event"
         assert len(receiver.recorded) == recorded_before
@@ -302,15 +304,19 @@ def test_inactive_and_other_job_subscriptions_get_nothing(
 ) -> None:
     inactive = subscribe(dbt_cloud, receiver, active=False)
     other_job = subscribe(dbt_cloud, receiver, job_ids=[2])
-    answers_before = len(receiver.answers)
+    # Created last, so dispatched after the other two: once it has its event, theirs would have gone too.
+    control = subscribe(dbt_cloud, receiver, event_types=["job.run.completed"], job_ids=[5])
     try:
         run = trigger(dbt_cloud, 5, steps_override=["dbt parse"])
         wait_for_status(dbt_cloud, run["id"])
-        time.sleep(1)
-        assert len(receiver.answers) == answers_before
+        delivered = f"for run {run['id']} to subscription {{}}"
+        receiver.wait_for(lambda: delivered.format(control["id"]) in dbt_cloud.log_tail(400))
+        log = dbt_cloud.log_tail(400)
+        assert delivered.format(inactive["id"]) not in log
+        assert delivered.format(other_job["id"]) not in log
     finally:
-        unsubscribe(dbt_cloud, inactive["id"])
-        unsubscribe(dbt_cloud, other_job["id"])
+        for subscription in (inactive, other_job, control):
+            unsubscribe(dbt_cloud, subscription["id"])
 
 
 @pytest.mark.parametrize(
