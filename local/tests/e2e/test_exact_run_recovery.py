@@ -13,7 +13,6 @@ import os
 import signal
 import time
 
-import pytest
 from pipeline_harness import CANCELLED, DBT_TASK, ELTML, ELTML_JOB_ID, NOT_OK, SUCCESS, Pipeline
 
 FAST_RETRY = ("--set", f"{DBT_TASK}.retry_delay=1", "--set", f"{DBT_TASK}.check_interval=2")
@@ -143,38 +142,6 @@ def test_dag_succeeds_first_try_with_30_percent_of_api_answers_failing(pipeline:
     assert injected >= 4, f"only {injected} faults were injected: the test proves nothing"
     assert "dbt Cloud API call failed (attempt 1 of 8): 503" in outcome.output
     assert len(pipeline.runs()[known:]) == 1, "retried calls did not trigger a second run"
-
-
-def test_hook_waits_retry_after_on_reads_and_repeats_a_write_only_after_a_429(
-    pipeline: Pipeline, monkeypatch
-):
-    """The sync calls' policy (include.dbt_cloud.hook), against real injected answers: a read honours
-    ``Retry-After``; a write answered 503 may have happened, so the hook does not repeat it (the
-    operator looks its run up first); a 429 is answered before anything happens, so it is repeated."""
-    from include.dbt_cloud.hook import DbtCloudApiError, ResilientDbtCloudHook
-
-    for name, value in pipeline.server.client_env("dbt_cloud").items():
-        monkeypatch.setenv(name, value)
-    hook = ResilientDbtCloudHook("dbt_cloud", retry_limit=3, retry_delay=0.1)
-    known = len(pipeline.runs())
-    try:
-        pipeline.set_faults(rules=[{"method": "GET", "path": "/runs/$", "status": 429, "times": 2}])
-        started = time.monotonic()
-        assert hook.get_job_runs(payload={"job_definition_id": ELTML_JOB_ID}).json()["status"]["is_success"]
-        assert time.monotonic() - started >= 2, "two 429s with Retry-After: 1 (the backoff alone is 0.1 s)"
-
-        pipeline.set_faults(rules=[{"method": "POST", "path": "/jobs/1/run/$", "status": 503, "times": 1}])
-        with pytest.raises(DbtCloudApiError) as error:
-            hook.trigger_job_run(job_id=ELTML_JOB_ID, cause="hook policy test")
-        assert error.value.status_code == 503
-        assert len(pipeline.runs()) == known, "the write was not repeated"
-
-        pipeline.set_faults(rules=[{"method": "POST", "path": "/jobs/1/run/$", "status": 429, "times": 1}])
-        run = hook.trigger_job_run(job_id=ELTML_JOB_ID, cause="hook policy test").json()["data"]
-    finally:
-        pipeline.set_faults()
-    hook.cancel_job_run(run_id=run["id"])
-    assert [new["id"] for new in pipeline.runs()[known:]] == [run["id"]], "one run after the 429"
 
 
 # --- helpers ----------------------------------------------------------------------------------------
