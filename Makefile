@@ -80,14 +80,18 @@ break-model: venv
 fix-model: venv
 	$(VENV)/bin/python -m dbt_cloud_local env-var unset DBT_FAIL_MODEL --data-dir $(LOCALDEV_STATE_DIR)/dbt-cloud-local
 
-# Both trees (pyproject's testpaths): tests/ (the image's suite) and local/tests/ (what needs local tools).
+# Both trees (pyproject's testpaths): tests/ (the image's suite) and local/tests/ (what needs local tools), on
+# TEST_WORKERS pytest-xdist workers, a test file at a time per worker (its servers and dbt runs are shared by
+# its tests). Most of a test's time is spent waiting on dbt, servers and Airflow, so two workers fit 2 cores.
 # `browser` (defined below) makes sure the UI test has a Chromium.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile
 test: venv browser
-	$(VENV)/bin/pytest --timeout=900
+	$(VENV)/bin/pytest --timeout=900 $(PYTEST_PARALLEL)
 
 # The everyday lane: everything but the slow suites (e2e, browser, stack, parity; see local/tests/conftest.py).
 test-fast: venv
-	$(VENV)/bin/pytest --timeout=300 -m "not (e2e or browser or stack or parity)"
+	$(VENV)/bin/pytest --timeout=300 $(PYTEST_PARALLEL) -m "not (e2e or browser or stack or parity)"
 
 # What bare `astro dev pytest` and `astro dev parse` run, without Docker: `pytest tests/` in a copy of what the image
 # holds at /usr/local/airflow (the folders the CLI copies in, the image's top-level files; never local/), with only
