@@ -210,6 +210,7 @@ jobs-plan jobs-sync: $(JOBS_VENV)/.synced
 
 # --- Models as tasks: the stored manifest the dbt_cloud_models_as_tasks DAG renders its tasks from ----
 #   make dbt-manifest   refresh include/dbt_manifests/eltml_build.json from the job's latest successful run
+#   make dbt-manifest-check   fail (writing nothing) when that file no longer matches the job, for CI
 # Default: the local dbt Cloud of `make up` (started from .state for the refresh when nothing answers; a
 # successful run must exist, e.g. after `make demo`). Your account: the same variables as jobs-plan,
 #   DBT_BASE_URL=https://cloud.getdbt.com DBT_API_KEY=<service token> make dbt-manifest \
@@ -217,9 +218,11 @@ jobs-plan jobs-sync: $(JOBS_VENV)/.synced
 DBT_MANIFEST ?= include/dbt_manifests/eltml_build.json
 DBT_MANIFEST_ACCOUNT ?= 1
 DBT_MANIFEST_JOB ?= 1
-.PHONY: dbt-manifest
+.PHONY: dbt-manifest dbt-manifest-check
 
-dbt-manifest: venv
+# dbt-manifest-check writes nothing and fails when the stored file no longer matches the job (CI).
+dbt-manifest dbt-manifest-check: venv
 	DBT_BASE_URL="$(DBT_BASE_URL)" $(VENV)/bin/python -m localdev.dbt_manifest \
-		--account-id $(DBT_MANIFEST_ACCOUNT) --job-id $(DBT_MANIFEST_JOB) --out $(DBT_MANIFEST)
+		--account-id $(DBT_MANIFEST_ACCOUNT) --job-id $(DBT_MANIFEST_JOB) --out $(DBT_MANIFEST) \
+		$(if $(filter dbt-manifest-check,$@),--check)
 # --- end of the models-as-tasks section -----------------------------------------------------------

@@ -98,6 +98,11 @@ class JobGraph:
         return {node.unique_id: node for node in self.nodes}
 
     @cached_property
+    def position(self) -> Mapping[GraphNode, int]:
+        """Each task's place in the topological order."""
+        return {node: index for index, node in enumerate(self.nodes)}
+
+    @cached_property
     def owner_of(self) -> Mapping[str, GraphNode]:
         """The task each folded test belongs to (by the test's unique_id)."""
         return {test: node for node in self.nodes for test in node.tests}
@@ -125,7 +130,8 @@ class JobGraph:
         """One ``dbt build`` that runs exactly these tasks' nodes and folded tests, proven against
         the stored manifest (``include.rerun_parser.select_exactly``), with the flags the job's step
         that last ran them used (``--vars``, ``--full-refresh``, ``--target``...)."""
-        tasks = [self.by_unique_id[uid] for uid in unique_ids]
+        # In the graph's order, whatever the caller's: the same set always gives the same command.
+        tasks = sorted({self.by_unique_id[uid] for uid in unique_ids}, key=self.position.__getitem__)
         if not tasks:
             raise ValueError("rerun_command needs at least one node")
         selected = tuple(dict.fromkeys(uid for task in tasks for uid in task.selected_ids))

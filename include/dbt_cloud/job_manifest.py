@@ -87,7 +87,7 @@ class StoredStep:
     select: tuple[str, ...] | None
     #: The flags a rerun of this step's nodes repeats (``--vars``, ``--full-refresh``, ``--target``...).
     replayed_flags: tuple[str, ...]
-    #: The unique_ids the step executed, in run_results order.
+    #: The unique_ids the step executed (sorted).
     executed: tuple[str, ...]
 
 
@@ -149,7 +149,8 @@ def build_stored_document(
                 "which": results.command,
                 "select": list(select) if isinstance(select, list | tuple) and select else None,
                 "replayed_flags": replayed_flags(results.args),
-                "executed": list(dict.fromkeys(result.unique_id for result in results.results)),
+                # Sorted: dbt's order varies with its threads, and the file must not change with it.
+                "executed": sorted({result.unique_id for result in results.results}),
             }
         )
     if not steps:
@@ -221,6 +222,14 @@ def is_node_step(name: str) -> bool:
         return False
     words = [word for word in match["command"].split() if not word.startswith("-")]
     return len(words) >= 2 and words[0] == "dbt" and words[1] in _NODE_SUBCOMMANDS
+
+
+def same_graph(document: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether two stored documents hold the same job, steps and manifest (the run they were read
+    from aside): a refresh that changes nothing else leaves the file as it is."""
+    return {k: v for k, v in document.items() if k != "source_run"} == {
+        k: v for k, v in other.items() if k != "source_run"
+    }
 
 
 def write_stored_document(document: Mapping[str, Any], path: str | Path) -> Path:

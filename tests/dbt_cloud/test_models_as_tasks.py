@@ -473,3 +473,20 @@ def _snapshot(
     results = {uid: NodeRunResult(state, message, 2) for uid, (state, message) in statuses.items()}
     humanized = {10: "Success", 20: "Error"}[status]
     return RunResultsSnapshot(7, status, humanized, None, results, tuple(without))
+
+
+# --- which run a refresh reads ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("run", "partial"),
+    [
+        ({"id": 1, "trigger": {"steps_override": None}}, False),
+        ({"id": 2, "trigger": {"steps_override": ["dbt build --select fqn:p.a+"]}}, True),
+        ({"id": 3, "trigger": {}, "retrying_run_id": 2}, True),
+    ],
+)
+def test_a_refresh_skips_partial_reruns_of_the_job(run, partial):
+    """A cleared task's rerun, a rerun parser's steps_override or a dbt Cloud retry succeed with part of
+    the job's nodes: reading the graph from one would drop every other node's task."""
+    from include.dbt_cloud.manifest_refresh import partial_run_reason
+
+    assert (partial_run_reason(run) is not None) is partial
