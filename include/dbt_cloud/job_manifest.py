@@ -34,7 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.dbt_cloud.results import DBT_STEP, NODE_COMMANDS
-from include.rerun_parser.artifacts import SELECTABLE_SECTIONS, parse_manifest, parse_run_results
+from include.rerun_parser.artifacts import (
+    SELECTABLE_SECTIONS,
+    _collector_paused,
+    parse_manifest,
+    parse_run_results,
+)
 from include.rerun_parser.errors import RerunParserError
 from include.rerun_parser.replayed_flags import replayed_flags
 
@@ -274,7 +279,8 @@ def _read(path: str | Path) -> Any:
     except OSError as error:
         raise JobManifestError(path, f"cannot be read ({error.strerror})") from None
     try:
-        return json.loads(text)
+        with _collector_paused():  # thousands of small dicts: the cyclic GC would rescan them repeatedly
+            return json.loads(text)
     except json.JSONDecodeError as error:
         raise JobManifestError(path, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
 
