@@ -62,7 +62,7 @@ async def main():
     print("WAITING", flush=True)
     return await asyncio.gather(*(wait(t) for t in triggers))
 events = asyncio.run(main())
-states = sorted({str(e.get("state") or e.get("status")) for e in events})
+states = sorted({str(e.get("state") or e.get("status")) if isinstance(e, dict) else str(e) for e in events})
 print("FIRED " + json.dumps({"events": len(events), "states": states}), flush=True)
 """
 

@@ -10,8 +10,13 @@ the same run (same event loop, connection, account and run id) subscribes to ONE
   ``Invoke dbt with `...` ``, never by position: dbt Cloud's own clone/profile/deps steps come first),
   turns them into each node's last outcome (``include.dbt_cloud.node_outcomes``) off the event loop,
   and wakes every subscriber;
-- each trigger then yields its own node's outcome (its tests folded in) as the event payload, so the
-  resumed task needs nothing else (``airflow dags test`` drops the kwargs given to ``defer``);
+- each trigger then ends its own task by its node's outcome (its tests folded in): success and skip
+  end the task right here (``TaskSuccessEvent``, ``TaskSkippedEvent``: no worker resumes it, which
+  saves a worker start per node and sidesteps an Airflow 3.3 race that fails a task resumed right
+  after it deferred, see ``_not_too_soon``); a failure resumes the task on a worker with the outcome
+  in the event payload (everything the task needs: ``airflow dags test`` drops the kwargs given to
+  ``defer``), where it fails without a retry. The outcome's lines (each node and test, dbt's error
+  line) are logged here, into the task's log;
 - finished runs' outcomes are kept briefly (plain data, any event loop), so node tasks that defer
   after the run ended (downstream tasks start one scheduling round after their upstream) get their
   outcome without a request.
@@ -40,7 +45,7 @@ from typing import Any
 
 import aiohttp
 from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudHook, DbtCloudJobRunStatus
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
 from include.dbt_cloud.job_manifest import is_node_step
 from include.dbt_cloud.node_outcomes import (
@@ -51,6 +56,8 @@ from include.dbt_cloud.node_outcomes import (
 )
 from include.dbt_cloud.results import StepOutcome, step_outcome
 
+#: The least time between a trigger starting and it resuming a worker (see ``_not_too_soon``).
+MIN_SECONDS_BEFORE_RESUME = 5.0
 #: How long a finished run's outcomes are kept for node tasks that defer later, and how many runs.
 OUTCOME_TTL_SECONDS = 30 * 60
 MAX_CACHED_RUNS = 64
@@ -261,6 +268,7 @@ class DbtCloudNodeTrigger(BaseTrigger):
         return (self.conn_id, self.account_id, self.run_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        started = asyncio.get_running_loop().time()
         snapshot = finished_snapshot(self.key)
         if snapshot is None:
             poller = _acquire(self.key, self.hook_params, self.poll_interval)
@@ -271,11 +279,27 @@ class DbtCloudNodeTrigger(BaseTrigger):
             finally:
                 _release(poller)
             if snapshot is None:
+                await _not_too_soon(started)
                 yield TriggerEvent(
                     {"status": "error", "run_id": self.run_id, "unique_id": self.unique_id, "message": error}
                 )
                 return
         outcome = node_task_outcome(self.unique_id, self.tests, snapshot, is_source=self.is_source)
+        self.log.info("%s ended %s: %s", snapshot.title, snapshot.status_humanized, snapshot.href)
+        for line in outcome.lines:
+            self.log.info("  %s", line)
+        # Success and skip end the task here, in the triggerer (no worker resumes it; see the module).
+        if outcome.state == "success":
+            self.log.info(outcome.message)
+            yield TaskSuccessEvent()
+            return
+        if outcome.state == "skipped":
+            self.log.info(outcome.message)
+            yield TaskSkippedEvent()
+            return
+        # Failed (or missing): a worker resumes the task, which fails it without a retry.
+        self.log.error(outcome.message)
+        await _not_too_soon(started)
         yield TriggerEvent(
             {
                 "status": "finished",
@@ -288,3 +312,15 @@ class DbtCloudNodeTrigger(BaseTrigger):
                 "lines": list(outcome.lines),
             }
         )
+
+
+async def _not_too_soon(started: float) -> None:
+    """Resume a worker no sooner than ``MIN_SECONDS_BEFORE_RESUME`` after the trigger started.
+
+    Airflow 3.3 fails a task that a worker resumed before the scheduler processed the executor's
+    "success" of the try's defer exit (apache/airflow#71580, #72716; fixes open): a trigger that fires
+    at once, as one reading a cached outcome does, invites exactly that race.
+    """
+    wait = MIN_SECONDS_BEFORE_RESUME - (asyncio.get_running_loop().time() - started)
+    if wait > 0:
+        await asyncio.sleep(wait)

@@ -138,7 +138,11 @@ def _node_doc(unique_id: str, tests: tuple[str, ...]) -> str:
 
 
 def _finalize_task(launcher_task_id: str, manifest_path: str, record_assets: bool) -> Any:
-    @task(task_id=FINALIZE_TASK_ID, outlets=[DBT_CLOUD_MODELS] if record_assets else [])
+    @task(
+        task_id=FINALIZE_TASK_ID,
+        task_display_name="finalize",
+        outlets=[DBT_CLOUD_MODELS] if record_assets else [],
+    )
     def finalize(**context: Any) -> int | None:
         """Report the group's dbt Cloud run; record its per-model asset events."""
         import logging

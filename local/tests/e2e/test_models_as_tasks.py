@@ -321,7 +321,7 @@ async def many():
 started = time.monotonic()
 events = asyncio.run(many())
 key = ("dbt_cloud", 1, {run_id})
-states = dict(Counter(e["state"] for e in events))
+states = dict(Counter(str(e) if not isinstance(e, dict) else e["state"] for e in events))
 print(json.dumps({{"states": states, "requests": node_trigger.REQUESTS[key], "interval": 1.0, "node_steps": 1,
                   "pollers": node_trigger.POLLERS_STARTED[key], "elapsed": time.monotonic() - started}}))
 """
