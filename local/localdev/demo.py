@@ -192,7 +192,10 @@ def _print_models_as_tasks(server) -> bool:
         + "".join(f"\n  run {run['id']}: {run['status_humanized']}, {run['href']}" for run in causes)
     )
     print("Where to look:")
-    print(f"  the grid: `make up`, then http://localhost:8080/dags/{MODELS_DAG_ID}/grid (a row per dbt node)")
+    print(
+        f"  the grid: `make up`, then http://localhost:8080/dags/{MODELS_DAG_ID} (expand eltml_build: a row"
+    )
+    print("    per model, seed and snapshot; click one for its log)")
     print("  break a model, then clear it: `make break-model`, trigger the DAG, `make fix-model`, clear")
     print("    the red task with its downstream: one new dbt Cloud run builds exactly those nodes")
     print("  how it works, and when to prefer the single dbt task: docs/models-as-tasks.md")
