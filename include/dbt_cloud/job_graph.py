@@ -19,8 +19,9 @@ The rules, chosen so that Airflow's own states match what dbt did in ``dbt build
   what is below *all* the test's parents: a little more than dbt, never less.
 - **Source tests**: a test whose parents are only sources folds into one task per source
   (``raw.orders``), upstream of the models that read the source: ``dbt build`` skips those models
-  when a source test fails. A test with no parent that has a task (it was selected on its own, e.g.
-  by a tag, while its model was not) gets a task of its own.
+  when a source test fails (checked with dbt 1.11 and the demo's switch ``DBT_FAIL_TEST``). A test
+  with no parent that has a task (it was selected on its own, e.g. by a tag, while its model was
+  not) gets a task of its own.
 - **Edges** follow the manifest's dependencies between tasks, reconnected through nodes without a
   task (ephemeral or unselected models), as ``dbt build`` orders a partial selection.
 - **Task ids** are readable, stable and unique: the node's name; a versioned model adds its version

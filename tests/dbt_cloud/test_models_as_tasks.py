@@ -490,3 +490,23 @@ def test_a_refresh_skips_partial_reruns_of_the_job(run, partial):
     from include.dbt_cloud.manifest_refresh import partial_run_reason
 
     assert (partial_run_reason(run) is not None) is partial
+
+
+def test_a_dag_pointing_at_another_job_than_its_manifest_is_refused():
+    """A DAG edited to run your job while the stored manifest is still the demo's: the import error
+    says which job each is and how to refresh the file."""
+    import pendulum
+    from airflow.sdk import DAG
+
+    from include.dbt_cloud.task_group import dbt_cloud_job_task_group
+
+    path = str(STORED.relative_to(Path(__file__).resolve().parents[2]))
+    with DAG("wrong_job", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
+        with pytest.raises(
+            JobManifestError, match=r"made from job 1, but the DAG runs job 65767.*make dbt-manifest"
+        ):
+            dbt_cloud_job_task_group(path, job_id=65767)
+    with DAG("same_job", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")) as dag:
+        group = dbt_cloud_job_task_group(path, job_id=1)
+    assert group.node("customer_features").task_id == "eltml_build.customer_features"
+    assert len(dag.tasks) == 17
