@@ -2,6 +2,7 @@
 #   make demo   run the eltml pipeline end to end on the embedded local dbt Cloud
 #   make test   run the test suite (the same one CI runs); make test-fast: the everyday lane
 #   make break-model [MODEL=stg_orders] / make fix-model   the demo failure switch (see README)
+#   make dbt-manifest   refresh the stored manifest of the models-as-tasks DAG (docs/models-as-tasks.md)
 # The Astro path needs none of this: `astro dev start` builds the image from Dockerfile.
 
 SHELL := /bin/bash
@@ -215,3 +216,22 @@ jobs-plan jobs-sync: $(JOBS_VENV)/.synced
 	DBT_API_KEY="$${DBT_API_KEY:-dbtc_local_dev_token}" DBT_BASE_URL="$(DBT_BASE_URL)" \
 		$(JOBS_VENV)/bin/dbt-jobs-as-code $(patsubst jobs-%,%,$@) $(JOBS_FILE) --vars-yml $(JOBS_VARS)
 # --- end of the jobs-as-code section ----------------------------------------------------------------
+
+# --- Models as tasks: the stored manifest the dbt_cloud_models_as_tasks DAG renders its tasks from ----
+#   make dbt-manifest   refresh include/dbt_manifests/eltml_build.json from the job's latest successful run
+#   make dbt-manifest-check   fail (writing nothing) when that file no longer matches the job, for CI
+# Default: the local dbt Cloud of `make up` (started from .state for the refresh when nothing answers; a
+# successful run must exist, e.g. after `make demo`). Your account: the same variables as jobs-plan,
+#   DBT_BASE_URL=https://cloud.getdbt.com DBT_API_KEY=<service token> make dbt-manifest \
+#       DBT_MANIFEST_ACCOUNT=<account id> DBT_MANIFEST_JOB=<job id> [DBT_MANIFEST=include/dbt_manifests/<name>.json]
+DBT_MANIFEST ?= include/dbt_manifests/eltml_build.json
+DBT_MANIFEST_ACCOUNT ?= 1
+DBT_MANIFEST_JOB ?= 1
+.PHONY: dbt-manifest dbt-manifest-check
+
+# dbt-manifest-check writes nothing and fails when the stored file no longer matches the job (CI).
+dbt-manifest dbt-manifest-check: venv
+	DBT_BASE_URL="$(DBT_BASE_URL)" $(VENV)/bin/python -m localdev.dbt_manifest \
+		--account-id $(DBT_MANIFEST_ACCOUNT) --job-id $(DBT_MANIFEST_JOB) --out $(DBT_MANIFEST) \
+		$(if $(filter dbt-manifest-check,$@),--check)
+# --- end of the models-as-tasks section -----------------------------------------------------------

@@ -7,5 +7,14 @@
 - ``assets``: one Airflow asset event per model, seed and snapshot a run built;
 - ``webhooks``: the receiver of dbt Cloud's job webhooks, mounted on Airflow's api-server.
 
+Every node of a job as an Airflow task, one dbt Cloud run (docs/models-as-tasks.md):
+
+- ``job_manifest``: the job's manifest stored in the project (what a DAG parses, never the network);
+  ``manifest_refresh``: refreshing it from the job's latest successful run (``make dbt-manifest``);
+- ``job_graph``: which nodes become tasks, wired how, with which tests folded in; the exact rerun;
+- ``task_group``: the task group (launcher, node tasks, finalize); ``launcher``: its setup task, the
+  only one that starts a run; ``node_task``: a node's task; ``node_trigger``: the trigger they share
+  one poller per run through; ``node_outcomes``: how each node task ends.
+
 The artifacts-to-command logic itself (no Airflow, no network) is ``include.rerun_parser``.
 """

@@ -32,12 +32,14 @@ from include.rerun_parser.errors import (
 )
 from include.rerun_parser.plan import (
     DbtCommand,
+    ExactSelection,
     JobRerun,
     JobStep,
     NothingToRerun,
     StepRerun,
     plan_job_rerun,
     plan_step_rerun,
+    select_exactly,
 )
 from include.rerun_parser.retry_set import DBT_RETRY_STATUSES
 
@@ -46,6 +48,7 @@ __all__ = [
     "AmbiguousSelectionError",
     "ArtifactError",
     "DbtCommand",
+    "ExactSelection",
     "JobRerun",
     "JobStep",
     "Manifest",
@@ -63,4 +66,5 @@ __all__ = [
     "parse_run_results",
     "plan_job_rerun",
     "plan_step_rerun",
+    "select_exactly",
 ]

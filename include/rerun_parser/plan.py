@@ -121,26 +121,67 @@ def plan_step_rerun(
     tail = replayed_flags(run_results.args) + (["--warn-error"] if warn_error else [])
     if run_results.command == "run-operation":
         return StepRerun(DbtCommand((*argv, *_run_operation_arguments(run_results), *tail)), unique_ids, True)
-    compact = None
     if manifest is None:
-        selection = best_effort_selection(unique_ids)
+        selection = ExactSelection(("--select", *best_effort_selection(unique_ids).selectors), None, False)
     else:
-        selection, collisions = exact_selection_with_collisions(unique_ids, manifest, run_results.command)
-        compact = compact_selection(
-            unique_ids,
-            manifest,
-            run_results.command,
-            dict(zip(unique_ids, selection.selectors, strict=True)),
-            collisions,
-            lambda others: exact_selection(others, manifest, run_results.command).selectors,
-            original_select=run_results.args.get("select"),
+        selection = select_exactly(
+            unique_ids, manifest, run_results.command, original_select=run_results.args.get("select")
         )
-    enumerated = ["--select", *selection.selectors]
-    enumerated_command = DbtCommand((*argv, *enumerated, "--indirect-selection", "empty", *tail))
+    command = DbtCommand((*argv, *selection.argv, "--indirect-selection", "empty", *tail))
+    enumerated = selection.enumerated_argv
+    enumerated_command = (
+        DbtCommand((*argv, *enumerated, "--indirect-selection", "empty", *tail)) if enumerated else None
+    )
+    return StepRerun(command, unique_ids, selection.exact, enumerated_command)
+
+
+@dataclass(frozen=True)
+class ExactSelection:
+    """``--select``/``--exclude`` arguments that pick a set of nodes, and how sure that is.
+
+    ``argv`` is the shortest form found; ``enumerated_argv`` the one-selector-per-node form when
+    ``argv`` is shorter than it (else None: ``argv`` is that form). ``exact`` is True when a manifest
+    proved that the arguments select the nodes and nothing else.
+    """
+
+    argv: tuple[str, ...]
+    enumerated_argv: tuple[str, ...] | None
+    exact: bool
+
+
+def select_exactly(
+    unique_ids: Sequence[str],
+    manifest: Manifest,
+    command: str = "build",
+    *,
+    original_select: object = None,
+) -> ExactSelection:
+    """The shortest ``--select [--exclude]`` arguments proven to make ``dbt <command>`` pick exactly
+    ``unique_ids``, under ``--indirect-selection empty`` (no test joins unless it is listed).
+
+    The rerun of a failed step uses it for the nodes dbt retry would rerun; anything else that needs
+    "these nodes, no more" (e.g. the node tasks a user cleared in Airflow) can call it with its own
+    set. ``original_select`` (a run's ``args.select``) unlocks the ``fqn:<root>+,tag:<tag>`` form when it
+    is a single ``tag:`` selector. Raises ``MismatchedArtifactsError`` when a node is not in the
+    manifest and ``AmbiguousSelectionError`` when no selector can single a node out.
+    """
+    unique_ids = tuple(dict.fromkeys(unique_ids))
+    if not unique_ids:
+        raise ValueError("select_exactly needs at least one unique_id (an empty --select selects everything)")
+    selection, collisions = exact_selection_with_collisions(unique_ids, manifest, command)
+    compact = compact_selection(
+        unique_ids,
+        manifest,
+        command,
+        dict(zip(unique_ids, selection.selectors, strict=True)),
+        collisions,
+        lambda others: exact_selection(others, manifest, command).selectors,
+        original_select=original_select,
+    )
+    enumerated = ("--select", *selection.selectors)
     if compact is not None and _length(compact.argv()) < _length(enumerated):
-        command = DbtCommand((*argv, *compact.argv(), "--indirect-selection", "empty", *tail))
-        return StepRerun(command, unique_ids, selection.exact, enumerated_command)
-    return StepRerun(enumerated_command, unique_ids, selection.exact)
+        return ExactSelection(tuple(compact.argv()), enumerated, selection.exact)
+    return ExactSelection(enumerated, None, selection.exact)
 
 
 def plan_job_rerun(

@@ -10,8 +10,9 @@ the CLI's own timings, and each phase is timed:
 3. bare ``astro dev pytest`` (``pytest tests/``) and ``astro dev parse`` in that image, no services;
 4. the lifecycle, on the CLI's compose file for Airflow 3 merged with docker-compose.override.yml:
    cold start (the api-server healthy within the CLI's 60 s after compose returns, then the settings
-   seeded) -> the eltml DAG succeeds -> stop -> start (dbt not reinstalled, the connection still
-   there) -> restart -> kill (every volume gone) -> start (dbt installed again) -> the DAG succeeds;
+   seeded) -> the eltml DAG succeeds -> the models-as-tasks DAG succeeds, every node task green ->
+   stop -> start (dbt not reinstalled, the connection still there) -> restart -> kill (every volume
+   gone) -> start (dbt installed again) -> the DAG succeeds;
 5. everything it started removed (``astro dev kill``; images stay cached).
 """
 
@@ -31,11 +32,17 @@ import yaml
 
 from astro_rehearsal import airflow_api, astro_cli, astro_compose, images, podman
 from dbt_cloud_local.client import host_port, port_taken_message
+from include.dbt_cloud.job_graph import load_job_graph
 from localdev.state import REHEARSAL_DIR, state_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK_ID = "trigger_dbt_cloud_job_run"
+#: The same job, every dbt node a task (include/dbt_cloud/task_group.py); its group and launcher.
+MODELS_DAG_ID = "dbt_cloud_models_as_tasks"
+MODELS_GROUP = "eltml_build"
+#: The stored manifest the models-as-tasks DAG renders (dags/dbt_cloud_models_as_tasks.py).
+MODELS_MANIFEST = "include/dbt_manifests/eltml_build.json"
 DBT_CLOUD_CA = "/opt/dbt-cloud-local/data/tls/ca.pem"
 #: Written by container-start.sh when it installs dbt into the venv volume.
 DBT_INSTALL_STAMP = "/opt/dbt-cloud-local/venv/.installed-from"
@@ -157,6 +164,9 @@ def _lifecycle(compose, settings, dbt_cloud_port: int, args, timings: Timings) -
     with timings.phase(f"{DAG_ID} succeeds"):
         if not _dag_succeeds(compose, dbt_cloud_port, args):
             return False
+    with timings.phase(f"{MODELS_DAG_ID} succeeds, every node task green"):
+        if not _models_as_tasks_succeed(compose, args):
+            return False
 
     with timings.phase("astro dev stop"):
         compose.stop()
@@ -219,6 +229,36 @@ def _dag_succeeds(compose: astro_cli.Compose, dbt_cloud_port: int, args) -> bool
         print(f"  triggered {run_id}")
         dag_run = airflow_api.wait_for_run(client, DAG_ID, run_id, timeout=args.dag_timeout)
         ok = _print_proof(client, compose, dbt_cloud_port, dag_run)
+    if not ok:
+        compose.show_logs()
+    return ok
+
+
+def _models_as_tasks_succeed(compose: astro_cli.Compose, args) -> bool:
+    """Trigger the models-as-tasks DAG (after the eltml DAG: raw data loaded, job 1 free) and check that
+    it succeeded with every node task of its group green, on one dbt Cloud run."""
+    with compose.api.client() as client:
+        run_id = airflow_api.trigger(client, MODELS_DAG_ID, wait_for_dag=180)
+        print(f"  triggered {run_id}")
+        dag_run = airflow_api.wait_for_run(client, MODELS_DAG_ID, run_id, timeout=args.dag_timeout)
+        states = airflow_api.task_states(client, MODELS_DAG_ID, run_id)
+        launcher = f"{MODELS_GROUP}.launch"
+        dbt_run_id = airflow_api.xcom(client, MODELS_DAG_ID, run_id, launcher, "dbt_cloud_run_id")
+    print(f"\nAirflow DAG run {run_id}: {dag_run['state']}")
+    for task_id, (state, tries) in states.items():
+        print(f"  {task_id:<44} {state}{f' (try {tries})' if tries > 1 else ''}")
+    nodes = {
+        task_id: state
+        for task_id, (state, _) in states.items()
+        if task_id.startswith(f"{MODELS_GROUP}.") and task_id not in (launcher, f"{MODELS_GROUP}.finalize")
+    }
+    green = [task_id for task_id, state in nodes.items() if state == "success"]
+    # Every node the stored manifest renders must have run as a task: none missing, none extra.
+    expected = {
+        f"{MODELS_GROUP}.{task_id}" for task_id in load_job_graph(PROJECT_ROOT / MODELS_MANIFEST).by_task_id
+    }
+    print(f"  node tasks: {len(green)} of {len(expected)} succeeded, on dbt Cloud run {dbt_run_id}")
+    ok = dag_run["state"] == "success" and set(nodes) == expected and len(green) == len(nodes)
     if not ok:
         compose.show_logs()
     return ok

@@ -3,8 +3,10 @@
 What it does, in order: start the local dbt Cloud (HTTPS, real dbt Core on DuckDB), migrate the local
 Airflow metadata DB, run ``airflow dags test dbt_cloud_provider_eltml`` (real task execution, the
 dbt Cloud task deferring to an in-process triggerer), then read back what happened (Airflow task
-states, the dbt Cloud run with its steps, what dbt built and tested, the ML metrics) and stop the
-server. The full Airflow log goes to a file; the terminal gets the summary.
+states, the dbt Cloud run with its steps, what dbt built and tested, the ML metrics); then the same
+pipeline with every dbt node a task, ``dbt_cloud_models_as_tasks`` (one task per model, seed and
+snapshot, one dbt Cloud run for all of them), and where to look at it; then stop the server. The full
+Airflow log goes to a file; the terminal gets the summary.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from localdev.state import state_dir
 
 DAG_ID = "dbt_cloud_provider_eltml"
 DBT_TASK_ID = "trigger_dbt_cloud_job_run"
+MODELS_DAG_ID = "dbt_cloud_models_as_tasks"
+MODELS_LAUNCHER = "eltml_build.launch"
 
 
 def main() -> int:
@@ -64,6 +68,12 @@ def main() -> int:
         code = _run([sys.executable, "-m", "airflow", "dags", "test", DAG_ID], env, airflow_log, check=False)
         os.environ.update(env)  # the summary reads the same DB and server
         ok = _print_proof(server)
+        print()
+        _step(f"Running the DAG: airflow dags test {MODELS_DAG_ID}   (every dbt node a task, one run)")
+        models_code = _run(
+            [sys.executable, "-m", "airflow", "dags", "test", MODELS_DAG_ID], env, airflow_log, check=False
+        )
+        ok = _print_models_as_tasks(server) and ok and models_code == 0
     elapsed = time.monotonic() - started
     print(f"\nDone in {elapsed:.0f} s; the local dbt Cloud was stopped. To browse its run pages again:")
     data_dir = _relative(state.dbt_cloud_dir)
@@ -132,6 +142,65 @@ def _print_proof(server) -> bool:
             + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(metrics.items()))
         )
     return dag_run.state == "success"
+
+
+def _print_models_as_tasks(server) -> bool:
+    """The group's tasks in the order the grid shows them, the one dbt Cloud run, and where to look."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from include.dbt_cloud.job_graph import load_job_graph
+    from include.paths import PROJECT_ROOT as INCLUDE_ROOT
+
+    with create_session() as session:
+        dag_run = (
+            session.query(DagRun).filter(DagRun.dag_id == MODELS_DAG_ID).order_by(DagRun.id.desc()).first()
+        )
+        if dag_run is None:
+            print("No DAG run of the models-as-tasks DAG was recorded.", file=sys.stderr)
+            return False
+        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances(session=session)}
+        run_id = (
+            session.query(XComModel.value)
+            .filter(
+                XComModel.dag_id == MODELS_DAG_ID,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == MODELS_LAUNCHER,
+                XComModel.key == "dbt_cloud_run_id",
+            )
+            .scalar()
+        )
+    graph = load_job_graph(INCLUDE_ROOT / "include/dbt_manifests/eltml_build.json", ("launch", "finalize"))
+    group = MODELS_LAUNCHER.split(".")[0]
+    order = ["extract", "load", MODELS_LAUNCHER]
+    order += [f"{group}.{node.task_id}" for node in graph.nodes] + [f"{group}.finalize", "ml_training"]
+    labels = {f"{group}.{node.task_id}": f"{group} / {node.label}" for node in graph.nodes}
+    labels[MODELS_LAUNCHER] = f"{group} / launch (setup: the one run)"
+    labels[f"{group}.finalize"] = f"{group} / finalize (teardown)"
+    print(f"\nAirflow DAG run {dag_run.run_id}: {dag_run.state}")
+    for task_id in order:
+        print(f"  {labels.get(task_id, task_id):<42} {states.get(task_id) or 'not run'}")
+    causes = []
+    with server.client() as client:
+        runs = client.get(
+            f"/api/v2/accounts/{server.account_id}/runs/",
+            params={"job_definition_id": 1, "include_related": "trigger", "order_by": "-id", "limit": 20},
+        ).json()["data"]
+        causes = [run for run in runs if dag_run.run_id in ((run.get("trigger") or {}).get("cause") or "")]
+    print(
+        f"\ndbt Cloud runs this DAG run started: {len(causes)} for {len(graph.nodes)} node tasks"
+        + "".join(f"\n  run {run['id']}: {run['status_humanized']}, {run['href']}" for run in causes)
+    )
+    print("Where to look:")
+    print(
+        f"  the grid: `make up`, then http://localhost:8080/dags/{MODELS_DAG_ID} (expand eltml_build: a row"
+    )
+    print("    per model, seed and snapshot; click one for its log)")
+    print("  break a model, then clear it: `make break-model`, trigger the DAG, `make fix-model`, clear")
+    print("    the red task with its downstream: one new dbt Cloud run builds exactly those nodes")
+    print("  how it works, and when to prefer the single dbt task: docs/models-as-tasks.md")
+    return dag_run.state == "success" and run_id is not None and len(causes) == 1
 
 
 def _run(argv: list[str], env: dict[str, str], log_path: Path, check: bool = True) -> int:

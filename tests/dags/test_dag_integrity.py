@@ -47,6 +47,38 @@ def test_eltml_dag_has_the_guide_shape(dag_bag):
     assert type(dbt_task).__name__ == "DbtCloudResumableRunJobOperator"
 
 
+def test_models_as_tasks_dag_renders_the_job_node_by_node_around_one_launcher(dag_bag):
+    """One task per model, seed, snapshot (and tested source) of the eltml job, all below one setup
+    task that starts the dbt Cloud run, with a teardown after them (include/dbt_cloud/task_group.py)."""
+    dag = dag_bag.dags["dbt_cloud_models_as_tasks"]
+    group = "eltml_build"
+    launcher, finalize = dag.get_task(f"{group}.launch"), dag.get_task(f"{group}.finalize")
+    nodes = [task for task in dag.tasks if type(task).__name__ == "DbtCloudNodeOperator"]
+    assert launcher.is_setup
+    assert finalize.is_teardown
+    assert len(nodes) == 15
+    for node in nodes:
+        assert launcher.task_id in {up.task_id for up in node.get_flat_relatives(upstream=True)}
+        assert finalize.task_id in {down.task_id for down in node.get_flat_relatives(upstream=False)}
+    assert dag.get_task(f"{group}.orders").upstream_task_ids == {
+        f"{group}.stg_orders",
+        f"{group}.jaffle_shop__stg_payments",
+    }
+    assert dag.get_task("ml_training").upstream_task_ids == {f"{group}.customer_features"}
+    assert launcher.upstream_task_ids == {"load"}
+
+
+def test_models_as_tasks_dag_says_how_to_fix_a_missing_manifest(tmp_path):
+    """A DAG whose stored manifest is missing fails to import with the make target that makes it."""
+    source = (DAGS_FOLDER / "dbt_cloud_models_as_tasks.py").read_text()
+    broken = source.replace("include/dbt_manifests/eltml_build.json", "include/dbt_manifests/missing.json")
+    (tmp_path / "models_as_tasks_missing.py").write_text(broken)
+    errors = parse_dags(tmp_path).import_errors
+    (message,) = errors.values()
+    assert "missing.json: no such file" in message
+    assert "make dbt-manifest" in message
+
+
 @pytest.mark.parametrize(
     "dag_id",
     [
@@ -56,6 +88,7 @@ def test_eltml_dag_has_the_guide_shape(dag_bag):
         "dbt_cloud_after_ingestion",
         "dbt_cloud_rerun_parser",
         "dbt_cloud_model_consumer",
+        "dbt_cloud_models_as_tasks",
     ],
 )
 def test_expected_dags_exist(dag_bag, dag_id):

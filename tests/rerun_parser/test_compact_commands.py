@@ -157,3 +157,21 @@ def test_loading_from_disk_keeps_the_graph_and_tags_and_drops_the_rest(tmp_path)
     assert loaded.nodes == parsed.nodes
     assert dict(loaded.children) == dict(parsed.children) == document["child_map"]
     assert loaded.nodes["model.p.a"].tags == ()
+
+
+def test_select_exactly_is_the_selection_a_rerun_uses_for_any_set_of_nodes():
+    """The public entry point for "these nodes, no more" (models as tasks calls it for cleared tasks):
+    the same arguments plan_step_rerun puts in its command, for a set no run_results produced."""
+    from include.rerun_parser import select_exactly
+
+    manifest = parse_manifest(manifest_doc(*CHAIN))
+    selection = select_exactly(list(ROOT_FAILED), manifest, "build")
+    assert selection.argv == ("--select", "fqn:p.a+")
+    assert selection.exact
+    assert selection.enumerated_argv is not None
+    assert plan(CHAIN, ROOT_FAILED).command.argv[2:4] == selection.argv
+
+    middle = select_exactly(["model.p.b", "test.p.not_null_b.2", "model.p.c"], manifest)
+    assert middle.argv == ("--select", "fqn:p.b+")
+    alone = select_exactly(["model.p.b"], manifest)
+    assert alone.argv == ("--select", "fqn:p.b"), "no test joins: it is not listed"

@@ -32,9 +32,11 @@ def screenshots(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def browser_stack(tmp_path: Path) -> Iterator[BrowserStack]:
+def browser_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrowserStack]:
     # Only the run the test triggers: unpausing must not add the @daily run of the latest interval.
-    stack = IsolatedStack(tmp_path, extra_env={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"})
+    # A test module may add Airflow settings of its own (STACK_ENV).
+    extra_env = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", **getattr(request.module, "STACK_ENV", {})}
+    stack = IsolatedStack(tmp_path, extra_env=extra_env)
     try:
         result = stack.make("up", timeout=300)
         output = result.stdout + result.stderr

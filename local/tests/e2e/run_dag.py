@@ -12,7 +12,13 @@ run, each try numbered as the scheduler numbers it, deferrals handled by an in-p
 ``--run-id`` does the same for a run something else queued (the webhook receiver, which only creates
 the DAG run in the metadata DB; in a deployment the scheduler then runs it).
 
+``--clear TASK_ID`` (repeatable) clears those exact task ids with their downstream in ONE call, the way
+the UI's Clear (and the REST API's ``clearTaskInstances``) does: relevant setup tasks and their
+teardowns are cleared along, and the DAG run's ``clear_number`` goes up by one. ``airflow tasks clear
+-t`` matches task ids as substrings in 3.3.2 (``customers`` would also clear ``customers_snapshot``).
+
     python local/tests/e2e/run_dag.py DAG_ID LOGICAL_DATE [--resume] [--set TASK.ATTR=SECONDS] [--conf JSON]
+    python local/tests/e2e/run_dag.py DAG_ID LOGICAL_DATE --clear TASK_ID [--clear TASK_ID ...]
     python local/tests/e2e/run_dag.py DAG_ID --run-id RUN_ID
 """
 
@@ -35,6 +41,7 @@ def main() -> int:
     parser.add_argument("--run-id", help="run the tasks of this existing (queued) DAG run")
     parser.add_argument("--set", action="append", default=[], help="TASK_ID.ATTRIBUTE=NUMBER")
     parser.add_argument("--conf", type=json.loads, default=None, help="DAG run conf (params), as JSON")
+    parser.add_argument("--clear", action="append", default=[], help="clear TASK_ID with its downstream")
     args = parser.parse_args()
 
     from airflow.dag_processing.dagbag import DagBag
@@ -46,6 +53,10 @@ def main() -> int:
         number = float(value)
         converted = dt.timedelta(seconds=number) if attribute in TIMEDELTA_ATTRIBUTES else int(number)
         setattr(dag.get_task(task_id), attribute, converted)
+    if args.clear:
+        cleared = clear_with_downstream(dag, args.logical_date.replace(tzinfo=dt.UTC), args.clear)
+        print("CLEARED " + json.dumps(cleared))
+        return 0
     if args.run_id:
         dag_run = drive_existing_run(dag, run_id=args.run_id)
     elif args.resume:
@@ -96,6 +107,34 @@ def drive_existing_run(dag, *, logical_date: dt.datetime | None = None, run_id: 
             if not scheduled:
                 time.sleep(1)
         return dag_run
+
+
+def clear_with_downstream(dag, logical_date: dt.datetime, task_ids: list[str]) -> list[str]:
+    """Clear ``task_ids`` and their downstream in one call, as the REST API's clearTaskInstances does
+    (``include_downstream``, ``reset_dag_runs``); return the cleared task ids."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import clear_task_instances, find_relevant_relatives
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    with create_session() as session:
+        dag_run = session.scalar(
+            select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.logical_date == logical_date)
+        )
+        if dag_run is None:
+            raise SystemExit(f"No run of {dag.dag_id} at {logical_date}: nothing to clear")
+        ids = set(task_ids)
+        relatives = find_relevant_relatives(
+            ids, set(), direction="downstream", dag=scheduler_dag, run_id=dag_run.run_id, session=session
+        )
+        ids.update(task for task in relatives if not isinstance(task, tuple))
+        tis = scheduler_dag.clear(dry_run=True, task_ids=sorted(ids), run_id=dag_run.run_id, session=session)
+        clear_task_instances(list(tis), session, DagRunState.QUEUED)
+        session.commit()
+        return sorted(ti.task_id for ti in tis)
 
 
 if __name__ == "__main__":
