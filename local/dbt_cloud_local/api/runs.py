@@ -85,7 +85,7 @@ def get_run_failure_details(run: PathRun, ctx: Context) -> dict[str, Any]:
     run without a failed step)."""
     record = ctx.store.run_record(run["id"])
     assert record is not None
-    failed, skipped = failure_details(record.plan, ctx.store.step_records(run["id"]))
+    failed, skipped = failure_details(record, ctx.store.step_records(run["id"]))
     return envelope({"failed_step": failed, "skipped_steps": skipped})
 
 

@@ -30,7 +30,10 @@ from dbt_cloud_local.model.statuses import (
 )
 from dbt_cloud_local.runs.workspace import RunWorkspace, tail_text
 
-STATUS_COLOR = {SUCCESS: "green", ERROR: "red", CANCELLED: "orange"}
+#: A step's ``status_color``: "a status color code, in hex format" (the spec's ``RunStepResponse``); the
+#: run pages use the same colours. In flight: blue.
+STATUS_COLOR = {SUCCESS: "#1a7f37", ERROR: "#cf222e", CANCELLED: "#9a6700"}
+IN_FLIGHT_COLOR = "#0969da"
 STATIC_TIMESTAMP = "2025-01-01T00:00:00+00:00"
 FAR_FUTURE = "2099-12-31T00:00:00+00:00"
 
@@ -336,8 +339,9 @@ def run_step(
         "name": step["name"],
         "status": step["status"],
         "status_humanized": STATUS_HUMANIZED[step["status"]],
-        "status_color": STATUS_COLOR.get(step["status"], "blue"),
-        "run_step_command": {"run_step_id": step["id"], "dbt_command": step["command"]},
+        "status_color": STATUS_COLOR.get(step["status"], IN_FLIGHT_COLOR),
+        # The clone and profile steps invoke no dbt command.
+        "run_step_command": {"run_step_id": step["id"], "dbt_command": step["command"] or None},
         "run_step_invocation": {"run_step_id": step["id"], "run_id": step["run_id"]},
         "logs": logs,
         "debug_logs": debug,

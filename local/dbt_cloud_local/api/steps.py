@@ -1,6 +1,11 @@
 """
 Run steps and the artifacts their dbt invocations wrote (v2). Artifact paths are resolved strictly
 inside the step's target directory (``runs.workspace``).
+
+A run's steps are numbered as dbt Cloud numbers them (``model.anatomy``): ``?step=`` names one (1 is
+the clone step, the job's first command is 4), and without it the artifacts are the last step's, the
+last step that ran (for a job that generates docs, ``dbt docs generate``; for a failed run, the step
+that failed), as dbt Cloud serves them.
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ def test_artifacts_and_delete_match_the_spec(server: LocalDbtCloud, runs: dict[s
     """Artifact files are raw (the spec gives them no schema); the bulk delete answers 204."""
     with server.client() as client:
         manifest = client.get(
-            f"/api/v2/accounts/1/runs/{runs['done']}/artifacts/manifest.json", params={"step": 1}
+            f"/api/v2/accounts/1/runs/{runs['done']}/artifacts/manifest.json", params={"step": 4}
         )
         assert manifest.status_code == 200
         assert manifest.headers["content-type"] == "application/json"
