@@ -36,7 +36,7 @@ from pathlib import Path
 from dbt_cloud_local.config.settings import Config
 from dbt_cloud_local.faults import FaultInjector
 from dbt_cloud_local.model.anatomy import step_name, with_built_in_steps
-from dbt_cloud_local.model.records import CLONE, DBT, DEPS, PROFILE, PlannedStep, RunRecord
+from dbt_cloud_local.model.records import CLONE, DBT, DEPS, PlannedStep, RunRecord
 from dbt_cloud_local.model.resources import Environment
 from dbt_cloud_local.model.statuses import CANCELLED, ERROR, RUNNING, SUCCESS
 from dbt_cloud_local.runs.dispatch import ActiveRun
@@ -185,7 +185,7 @@ class RunExecutor:
         step = planned.to_step().with_threads(context.threads) if planned.kind == DBT else planned.to_step()
         name = step_name(planned, run.trigger.schema_override)
         workspace.prepare_step(index)
-        if planned.kind not in (CLONE, PROFILE, DEPS):
+        if planned.kind == DBT:
             workspace.carry_partial_parse(index)
         if planned.retry_of is not None:
             source = RunWorkspace(self.data_dir, planned.retry_of.run_id).target(planned.retry_of.step)
@@ -267,18 +267,15 @@ class RunExecutor:
         lines.append(f"{'Failed' if failure else 'Done'} in {time.monotonic() - started:.2f} s")
         console.write_text("".join(f"{line}\n" for line in lines))
         self._heartbeat(run.id)
-        if failure is None and context.entry.interrupt.is_set():
-            failure = CANCELLED_MESSAGE
-        status = SUCCESS if failure is None else CANCELLED if failure == CANCELLED_MESSAGE else ERROR
-        self.store.update_step(
-            step_id, status=status, finished_at=utcnow(), exit_code=0 if failure is None else 1
-        )
-        if context.entry.server_stopping:
+        stopping, interrupted = context.entry.server_stopping, context.entry.interrupt.is_set()
+        status = ERROR if failure is not None or stopping else CANCELLED if interrupted else SUCCESS
+        self.store.update_step(step_id, status=status, finished_at=utcnow(), exit_code=int(status != SUCCESS))
+        if stopping:
             raise _RunEnded(ERROR, SERVER_STOPPED_MESSAGE)
-        if status == CANCELLED:
-            raise _RunEnded(CANCELLED, CANCELLED_MESSAGE)
         if failure is not None:
             raise _RunEnded(ERROR, f"Step {index} ({name}) failed: {failure}")
+        if interrupted:
+            raise _RunEnded(CANCELLED, CANCELLED_MESSAGE)
 
     def _raise_if_stopped(
         self, entry: ActiveRun, result: ProcessResult, what: str, deadline: float | None
