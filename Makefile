@@ -31,7 +31,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 # that only runs on your machine (`import dbt_cloud_local`, `import localdev`).
 export PYTHONPATH := $(CURDIR):$(CURDIR)/local$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help venv demo break-model fix-model test test-fast test-image astro-rehearsal lint lock clean distclean
+.PHONY: help venv demo break-model fix-model test test-fast test-image astro-rehearsal lint lock specs clean distclean
 
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
@@ -132,6 +132,13 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	@# The import contracts of pyproject.toml ([tool.importlinter]): layers, include apart, no cycles.
 	$(VENV)/bin/lint-imports --no-cache --no-logo
+
+# The prose-free copy of dbt Cloud's official OpenAPI specs the contract tests walk
+# (local/tests/dbt_cloud_local/specs/SOURCE.md), regenerated from a folder holding openapi-v2.yaml and
+# openapi-v3.yaml (e.g. a checkout of dbt-labs/dbt-cloud-openapi-spec): make specs SPECS_FROM=<folder>
+specs: venv
+	@test -n "$(SPECS_FROM)" || { echo "usage: make specs SPECS_FROM=<folder with openapi-v2.yaml and openapi-v3.yaml>" >&2; exit 2; }
+	$(VENV)/bin/python local/tests/dbt_cloud_local/specs/vendor.py "$(SPECS_FROM)"
 
 # Removes every piece of local state and the tools' caches, keeping the virtualenvs: .state/ (the
 # Airflow home and logs, the stack's PostgreSQL database, the local dbt Cloud's runs, the task data,

@@ -34,8 +34,12 @@ RUN_ERROR, RUN_SUCCESS, RUN_CANCELLED = (
     DbtCloudJobRunStatus.CANCELLED.value,
 )
 _INVOKE_DBT = re.compile(r"^Invoke dbt with `(?P<command>.+)`$")
-#: Steps dbt Cloud adds around a job's own commands; they are not the job's to rerun.
+#: Steps dbt Cloud adds around a job's own commands; they are not the job's to rerun. Every run starts
+#: with ``Clone git repository``, ``Create profile from connection <type>`` (no dbt command) and
+#: ``dbt deps`` (steps 1 to 3; the job's commands follow from step 4); the source freshness and docs
+#: checkboxes add ``dbt source freshness`` first and ``dbt docs generate`` last.
 _IMPLICIT_COMMANDS = ("dbt deps", "dbt docs generate")
+_ADDED_COMMANDS = (*_IMPLICIT_COMMANDS, "dbt source freshness")
 RETRY_COMMAND = "dbt retry"
 
 
@@ -54,7 +58,15 @@ class RerunRequest:
 
 
 def read_job_steps(hook: DbtCloudHook, account_id: int | None, run_id: int) -> tuple[int, list[JobStep]]:
-    """Return the run's job id and its job steps, with the failed step's artifacts attached.
+    """Return the run's job id and its job steps, with the failed step's artifacts attached."""
+    job_id, steps, _ = _read_job_steps(hook, account_id, run_id)
+    return job_id, steps
+
+
+def _read_job_steps(
+    hook: DbtCloudHook, account_id: int | None, run_id: int
+) -> tuple[int, list[JobStep], list[int | None]]:
+    """``read_job_steps``, with the dbt Cloud step index of each job step (None: it never ran).
 
     A retry of another run (dbt Cloud's run-level retry or the job's rerun-from-failure, which set
     ``retrying_run_id``) planned ``dbt retry`` and then the steps after the original's failed step;
@@ -64,13 +76,15 @@ def read_job_steps(hook: DbtCloudHook, account_id: int | None, run_id: int) -> t
     run = _get_run(hook, account_id, run_id)
     status = run["status"]
     if status == RUN_SUCCESS:
-        return run["job_definition_id"], []
+        return run["job_definition_id"], [], []
     if status not in (RUN_ERROR, RUN_CANCELLED):
         raise RunNotRerunnableError(
             f"Run {run_id} is {run.get('status_humanized', status)}: wait until it finishes, then rerun."
         )
     steps: list[JobStep] = []
+    indexes: list[int | None] = []
     for command, match in _match_steps(_planned_commands(hook, account_id, run), run):
+        indexes.append(match["index"] if match is not None else None)
         succeeded = match is not None and match["status"] == RUN_SUCCESS
         first_failure = match is not None and not succeeded and all(step.succeeded for step in steps)
         if first_failure:  # only the step that failed needs its artifacts: later ones rerun as they are
@@ -86,8 +100,8 @@ def read_job_steps(hook: DbtCloudHook, account_id: int | None, run_id: int) -> t
             original,
             original,
         )
-        return read_job_steps(hook, account_id, int(original))
-    return run["job_definition_id"], steps
+        return _read_job_steps(hook, account_id, int(original))
+    return run["job_definition_id"], steps, indexes
 
 
 def _get_run(hook: DbtCloudHook, account_id: int | None, run_id: int) -> dict[str, Any]:
@@ -112,8 +126,9 @@ def _planned_commands(hook: DbtCloudHook, account_id: int | None, run: dict[str,
 
 
 def _invoked_commands(run: dict[str, Any]) -> list[str]:
+    """The commands the run's steps invoked, without the steps dbt Cloud added (deps, the checkboxes)."""
     commands = (_step_command(step) for step in run.get("run_steps") or [])
-    return [command for command in commands if command is not None and command not in _IMPLICIT_COMMANDS]
+    return [command for command in commands if command is not None and command not in _ADDED_COMMANDS]
 
 
 def _match_steps(commands: list[str], run: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None]]:
@@ -142,13 +157,13 @@ def plan_rerun(
     airflow_run_id: str,
 ) -> RerunRequest | NothingToRerun:
     """Plan the rerun of ``run_id``; log which nodes rerun and why."""
-    job_id, steps = read_job_steps(hook, account_id, run_id)
+    job_id, steps, indexes = _read_job_steps(hook, account_id, run_id)
     if not steps:
         return NothingToRerun(f"run {run_id} did not fail, so there is nothing to rerun")
     plan = plan_job_rerun(steps, statuses=statuses or None, warn_error=include_warn)
     if isinstance(plan, NothingToRerun):
         return plan
-    _log_plan(run_id, steps, plan)
+    _log_plan(run_id, steps, plan, indexes[plan.failed_step_index])
     rerun_ids = list(plan.failed_step_rerun.unique_ids) if plan.failed_step_rerun else []
     return RerunRequest(
         job_id=job_id,
@@ -268,9 +283,12 @@ def _step_command(step: dict[str, Any]) -> str | None:
     return match["command"] if match else None
 
 
-def _log_plan(run_id: int, steps: list[JobStep], plan: JobRerun) -> None:
+def _log_plan(run_id: int, steps: list[JobStep], plan: JobRerun, failed_index: int | None) -> None:
+    """Log which nodes rerun and why. Steps are named by their dbt Cloud index (the job's first command
+    is step 4: steps 1 to 3 are the clone, profile and ``dbt deps`` steps every run starts with)."""
     failed = steps[plan.failed_step_index]
-    log.info("Run %s failed at step %d: %s", run_id, plan.failed_step_index + 1, failed.command)
+    where = f"step {failed_index}" if failed_index is not None else "a step that never ran"
+    log.info("Run %s failed at %s: %s", run_id, where, failed.command)
     if plan.failed_step_rerun and failed.run_results:
         statuses = {result.unique_id: result.status for result in failed.run_results.results}
         for unique_id in plan.failed_step_rerun.unique_ids:
@@ -279,10 +297,11 @@ def _log_plan(run_id: int, steps: list[JobStep], plan: JobRerun) -> None:
             log.warning("No manifest.json for the failed step: selectors are best effort (by name).")
     elif plan.failed_step_rerun is None:
         log.info(
-            "Step %d left no run_results.json to plan from (it stopped before dbt wrote them, or "
+            "%s (`%s`) left no run_results.json to plan from (it stopped before dbt wrote them, or "
             "failed outside any node): it runs again as it was; the steps before it succeeded and "
             "do not run again.",
-            plan.failed_step_index + 1,
+            where.capitalize(),
+            failed.command,
         )
     for number, command in enumerate(plan.commands, start=1):
-        log.info("Rerun step %d: %s", number, command)
+        log.info("Rerun command %d: %s", number, command)

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: dbt Cloud names the steps that invoke dbt ``Invoke dbt with `dbt build` `` (clone and deps steps
-#: have no artifacts of their own).
+#: dbt Cloud names the steps that invoke dbt ``Invoke dbt with `dbt build` ``. Every run starts with
+#: steps it adds (1 ``Clone git repository``, 2 ``Create profile from connection <type>``, 3 ``dbt
+#: deps``), which have no node results: the job's commands are step 4 on.
 DBT_STEP = re.compile(r"^Invoke dbt with `(?P<command>[^`]*)`")
+#: The built-in step that invokes dbt but writes no run_results.json.
+DEPS_STEP = "Invoke dbt with `dbt deps`"
 #: The dbt commands (run_results ``args.which``) that build or test nodes; ``docs generate`` and
 #: ``compile`` list every node as "success" without building anything, so their steps are left out.
 #: ``dbt retry`` (dbt Cloud's run-level retry) records the command it replays (seen with dbt 1.11).
@@ -126,6 +129,8 @@ def fetch_steps(hook: DbtCloudHook, account_id: int | None, run_id: int) -> list
     run = hook.get_job_run(run_id=run_id, account_id=account_id, include_related=["run_steps"]).json()["data"]
     outcomes = []
     for index, name in dbt_steps(run):
+        if name == DEPS_STEP:
+            continue
         try:
             document = hook.get_job_run_artifact(
                 run_id, "run_results.json", account_id=account_id, step=index

@@ -23,13 +23,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dbt_cloud_local import __version__
 from dbt_cloud_local.api import (
     accounts,
+    connections,
     environment_variables,
     environments,
     jobs,
     local,
     projects,
+    repositories,
     runs,
     steps,
+    unsupported,
+    users,
     webhook_subscriptions,
 )
 from dbt_cloud_local.api.dependencies import ServerContext
@@ -50,12 +54,17 @@ ROUTERS = (
     projects.router,
     environments.router,
     environment_variables.router,
+    connections.router,
+    repositories.router,
+    users.router,
     jobs.router,
     runs.router,
     steps.router,
     pages.router,
     webhook_subscriptions.router,
     local.router,
+    # Last: the spec routes refused on purpose (a served route of the same path wins its methods).
+    unsupported.router,
 )
 
 

@@ -13,7 +13,7 @@ Shape::
       error_rate: 0.0          # fraction of API requests answered with an error
       error_statuses: [503]    # statuses drawn from for error_rate
       seed: null               # fix the random sequence for reproducible runs
-      step_delay_ms: 0         # wait before each dbt step starts: holds runs in flight (slow warehouse)
+      step_delay_ms: 0         # wait before each step of a run starts: holds runs in flight (slow warehouse)
       rules:                   # targeted faults, checked before error_rate
         - method: GET          # optional; any method when absent
           path: "^/api/v2/accounts/\\d+/runs/\\d+/$"   # regular expression on the path

@@ -1,9 +1,11 @@
 """
-The dbt Cloud API v2/v3 routes the Airflow provider (and dbt-jobs-as-code) call, one router per
-resource, laid out like FastAPI's "bigger applications":
+The dbt Cloud API v2/v3, as dbt Cloud's official specs describe it, one router per resource, laid out
+like FastAPI's "bigger applications":
 
-* ``accounts``, ``projects``, ``environments``, ``environment_variables``, ``jobs``, ``runs``, ``steps``
-  (run steps and artifacts), ``webhook_subscriptions``: the routes, and ``local``: the server's own
+* ``accounts``, ``projects``, ``environments``, ``environment_variables``, ``connections``
+  (connections, credentials, profiles), ``repositories``, ``users``, ``jobs``, ``runs``, ``steps`` (run
+  steps and artifacts), ``webhook_subscriptions``: the routes served; ``unsupported``: the one table of
+  the specs' other routes, each refused on purpose with its reason; ``local``: the server's own
   ``/_local/*`` routes;
 * ``dependencies``: what routes declare with ``Depends``: the server context, the token (401), the
   account (403/404) and the objects a path names (404);

@@ -1,4 +1,5 @@
-"""Accounts (v2): those the token may use. ``GET /`` is also the provider's ``test_connection``."""
+"""Accounts (v2 and v3): those the token may use. ``GET /`` is also the provider's ``test_connection``.
+Changing an account is refused (``api.unsupported``): accounts come from config.yml."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ router = APIRouter(dependencies=[Depends(authenticated)])
 
 @router.get("/")
 @router.get("/api/v2/accounts/")
+@router.get("/api/v3/accounts/")
 def list_accounts(grant: Granted, ctx: Context) -> dict[str, Any]:
     """Accounts the token may use; ``GET /`` is also the provider's ``test_connection``."""
     items = [serializers.account(account) for account in grant.visible(ctx.config)]

@@ -30,6 +30,7 @@ from dbt_cloud_local.api.requests import (
     EnvVarValueRequest,
     EnvVarValueUpdate,
 )
+from dbt_cloud_local.api.serializers import LOCAL_USER_ID
 from dbt_cloud_local.model.env_vars import PROJECT_SCOPE, EnvVarError, job_scope, validate_name
 from dbt_cloud_local.model.resources import Project
 from dbt_cloud_local.store import env_vars
@@ -43,6 +44,23 @@ _BASE = "/api/v3/accounts/{account_id}/projects/{project_id}/environment-variabl
 def get_environment_variables(project: PathProject, ctx: Context) -> dict[str, Any]:
     data = env_vars.describe(ctx.config, ctx.store, project.id)
     return {**envelope(data), "extra": None, "error_code": None}
+
+
+@router.get(f"{_BASE}/user/")
+def get_user_environment_variables(request: Request, project: PathProject, ctx: Context) -> dict[str, Any]:
+    """
+    ``EnvVarUserResponse``: each variable's values a developer would see, by scope. The local dbt
+    Cloud has no developer credentials and no user overrides (its one user holds the API tokens), so
+    a variable shows its ``project`` default only; ``user_id`` may name that user and no other.
+    """
+    user_id = query_int(request, "user_id")
+    if user_id is not None and user_id != LOCAL_USER_ID:
+        raise ApiError(404, f"User {user_id} not found", f"The local dbt Cloud's one user is {LOCAL_USER_ID}")
+    variables: dict[str, dict[str, Any]] = {}
+    for row in ctx.store.env_vars(project.id):
+        if row["environment_id"] == PROJECT_SCOPE:
+            variables[row["name"]] = {"project": {"id": row["id"], "value": row["value"]}}
+    return {**envelope(variables), "extra": None, "error_code": None}
 
 
 def _job_of_query(request: Request, account: PathAccount, ctx: Context) -> Any:

@@ -22,13 +22,23 @@ from dbt_cloud_local.api.dependencies import (
 )
 from dbt_cloud_local.api.envelopes import envelope, list_envelope
 from dbt_cloud_local.api.errors import ApiError, invalid_field
-from dbt_cloud_local.api.query import Paging, as_int, name_filter, query_int, query_list
+from dbt_cloud_local.api.query import (
+    Paging,
+    known_parameters,
+    name_filter,
+    query_bool,
+    query_ints,
+    query_list,
+    query_state,
+)
 from dbt_cloud_local.api.requests import TriggerRunRequest
 from dbt_cloud_local.api.run_responses import serialize_run
+from dbt_cloud_local.model.env_vars import job_scope
 from dbt_cloud_local.model.fields import FieldError, shown
-from dbt_cloud_local.model.job_definition import ACTIVE
+from dbt_cloud_local.model.job_definition import definition_of
 from dbt_cloud_local.model.resources import Job
-from dbt_cloud_local.model.statuses import ERROR
+from dbt_cloud_local.model.statuses import ERROR, TERMINAL
+from dbt_cloud_local.store.run_rows import RunFilter
 
 router = APIRouter(dependencies=[Depends(authenticated)])
 
@@ -53,13 +63,77 @@ async def job_fields(body: JsonBody) -> dict[str, Any]:
 JobFields = Annotated[dict[str, Any], Depends(job_fields)]
 
 
+#: The query parameters of ``List Jobs`` (the spec's), every one of them honoured.
+JOB_LIST_PARAMETERS = frozenset(
+    {"dbt_version__in", "environment_id", "include_related", "is_fusion_ready", "is_system", "limit",
+     "name__icontains", "offset", "order_by", "pk", "project_id", "project_id__in", "state",
+     "triggers_schedule"}
+)  # fmt: skip
+#: ``include_related`` values the job routes take (the spec's); ``environment`` and
+#: ``fusion_readiness`` are always in a job, the others are added when asked.
+JOB_RELATED = frozenset(
+    {"environment", "custom_environment_variables", "most_recent_run", "most_recent_completed_run",
+     "fusion_readiness"}
+)  # fmt: skip
+
+
+async def job_related(request: Request) -> frozenset[str]:
+    values = frozenset(query_list(request, "include_related"))
+    unknown = sorted(values - JOB_RELATED)
+    if unknown:
+        raise ApiError(
+            400,
+            f"Unknown include_related value {shown(unknown[0], 40)} for jobs",
+            f"Fix: use some of {', '.join(sorted(JOB_RELATED))}",
+        )
+    return values
+
+
+JobRelated = Annotated[frozenset[str], Depends(job_related)]
+
+
+def _related(ctx: ServerContext, job: Job, related: frozenset[str], base_url: str) -> dict[str, Any]:
+    """What ``include_related`` adds to a job: its latest run (and latest finished one), its variables."""
+    extra: dict[str, Any] = {}
+    if {"most_recent_run", "most_recent_completed_run"} & related:
+        runs, _ = ctx.store.list_runs(
+            account_id=job.account_id,
+            filters=RunFilter(job_ids=frozenset({job.id})),
+            order_by="-id",
+            limit=100,
+        )
+        if "most_recent_run" in related:
+            extra["most_recent_run"] = serialize_run(ctx, runs[0], set(), base_url) if runs else None
+        if "most_recent_completed_run" in related:
+            done = next((run for run in runs if run["status"] in TERMINAL), None)
+            extra["most_recent_completed_run"] = serialize_run(ctx, done, set(), base_url) if done else None
+    if "custom_environment_variables" in related:
+        extra["custom_environment_variables"] = [
+            serializers.env_var_value(ctx.config, job.project_id, job.account_id, row)
+            for row in ctx.store.env_vars(job.project_id)
+            if row["environment_id"] == job_scope(job.id)
+        ]
+    return extra
+
+
 @router.get("/api/v2/accounts/{account_id}/jobs/")
-def list_jobs(request: Request, account: PathAccount, page: Paging, ctx: Context) -> dict[str, Any]:
-    """Active jobs by default, as dbt Cloud lists them; ``state=2`` lists the deleted ones."""
-    project_id = query_int(request, "project_id")
-    project_ids = {as_int(value, "project_id__in") for value in query_list(request, "project_id__in")}
-    environment_id = query_int(request, "environment_id")
-    state = query_int(request, "state", ACTIVE)
+def list_jobs(
+    request: Request, account: PathAccount, page: Paging, related: JobRelated, ctx: Context, base_url: BaseUrl
+) -> dict[str, Any]:
+    """
+    Active jobs by default, as dbt Cloud lists them; ``state`` 2 (``deleted``) lists the deleted ones,
+    ``all`` both. Every filter the spec documents is honoured; an unknown or malformed parameter is
+    refused (400 naming it). Local jobs run dbt Core: none is Fusion-ready, none is a system job.
+    """
+    known_parameters(request, JOB_LIST_PARAMETERS, account.id, "the jobs list")
+    ids = query_ints(request, "pk")
+    project_ids = query_ints(request, "project_id", "project_id__in")
+    environment_ids = query_ints(request, "environment_id")
+    states = query_state(request, "active")
+    versions = set(query_list(request, "dbt_version__in"))
+    scheduled = query_bool(request, "triggers_schedule")
+    fusion_ready = query_bool(request, "is_fusion_ready")
+    system = query_bool(request, "is_system")
     needle = name_filter(request)
     order_by = request.query_params.get("order_by") or "id"
     if order_by.lstrip("-") not in JOB_ORDER_FIELDS:
@@ -68,29 +142,44 @@ def list_jobs(request: Request, account: PathAccount, page: Paging, ctx: Context
         job
         for job in ctx.jobs.values()
         if job.account_id == account.id
-        and job.state == state
-        and (project_id is None or job.project_id == project_id)
-        and (not project_ids or job.project_id in project_ids)
-        and (environment_id is None or job.environment_id == environment_id)
+        and job.state in states
+        and (ids is None or job.id in ids)
+        and (project_ids is None or job.project_id in project_ids)
+        and (environment_ids is None or job.environment_id in environment_ids)
         and (needle is None or needle in job.name.lower())
+        and (not versions or _dbt_version(ctx, job) in versions)
+        and (scheduled is None or definition_of(job)["triggers"]["schedule"] == scheduled)
+        and not fusion_ready  # none is Fusion-ready: is_fusion_ready=true keeps none
+        and not system  # none is a system job
     ]
     field = order_by.lstrip("-")
     found.sort(key=lambda job: (getattr(job, field) or "", job.id), reverse=order_by.startswith("-"))
     items = [
         serializers.job(job, ctx.config, ctx.store.count_runs_for_job(job.id, ERROR))
+        | _related(ctx, job, related, base_url)
         for job in page.of(found)
     ]
     filters = {
         "account_id": account.id,
-        "project_id": project_id,
-        "project_id__in": sorted(project_ids) or None,
-        "environment_id": environment_id,
-        "state": state,
+        "pk": sorted(ids) if ids is not None else None,
+        "project_id__in": sorted(project_ids) if project_ids is not None else None,
+        "environment_id": sorted(environment_ids) if environment_ids is not None else None,
+        "dbt_version__in": sorted(versions) or None,
+        "state": request.query_params.get("state") or "active",
+        "triggers_schedule": scheduled,
+        "is_fusion_ready": fusion_ready,
+        "is_system": system,
         "name__icontains": request.query_params.get("name__icontains"),
+        "include_related": sorted(related) or None,
     }
     return list_envelope(
         items, total=len(found), limit=page.limit, offset=page.offset, filters=filters, order_by=order_by
     )
+
+
+def _dbt_version(ctx: ServerContext, job: Job) -> str:
+    """The job's dbt version (its own override, else its environment's), as ``raw_dbt_version``."""
+    return definition_of(job)["dbt_version"] or ctx.config.environments[job.environment_id].dbt_version
 
 
 @router.post("/api/v2/accounts/{account_id}/jobs/")
@@ -130,9 +219,10 @@ def delete_job(job: ActiveJob, ctx: Context) -> dict[str, Any]:
 
 
 @router.get("/api/v2/accounts/{account_id}/jobs/{job_id}/")
-def get_job(job: ActiveJob, ctx: Context) -> dict[str, Any]:
+def get_job(job: ActiveJob, related: JobRelated, ctx: Context, base_url: BaseUrl) -> dict[str, Any]:
     """The provider's ``get_job`` omits the trailing slash: ``app.TrailingSlashOptional`` serves it."""
-    return _job_response(ctx, job)
+    response = _job_response(ctx, job)
+    return {**response, "data": response["data"] | _related(ctx, job, related, base_url)}
 
 
 @router.post("/api/v2/accounts/{account_id}/jobs/{job_id}/run/")

@@ -1,4 +1,5 @@
-"""Projects (v3), as config.yml declares them."""
+"""Projects (v3, and the v2 routes dbt Cloud keeps for older clients), as config.yml declares them.
+Creating, changing or deleting one is refused (``api.unsupported``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dbt_cloud_local.api.query import Paging, name_filter
 router = APIRouter(dependencies=[Depends(authenticated)])
 
 
+@router.get("/api/v2/accounts/{account_id}/projects/")
 @router.get("/api/v3/accounts/{account_id}/projects/")
 def list_projects(request: Request, account: PathAccount, page: Paging, ctx: Context) -> dict[str, Any]:
     needle = name_filter(request)
@@ -29,6 +31,7 @@ def list_projects(request: Request, account: PathAccount, page: Paging, ctx: Con
     )
 
 
+@router.get("/api/v2/accounts/{account_id}/projects/{project_id}/")
 @router.get("/api/v3/accounts/{account_id}/projects/{project_id}/")
 def get_project(project: PathProject, ctx: Context) -> dict[str, Any]:
     return envelope(serializers.project_v3(project, ctx.config))

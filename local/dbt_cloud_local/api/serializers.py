@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from dbt_cloud_local.config.settings import Config
+from dbt_cloud_local.model.anatomy import CONNECTION_TYPE
 from dbt_cloud_local.model.env_vars import scope_type
 from dbt_cloud_local.model.job_definition import definition_of
 from dbt_cloud_local.model.resources import Account, Environment, Job, Project
@@ -30,7 +31,10 @@ from dbt_cloud_local.model.statuses import (
 )
 from dbt_cloud_local.runs.workspace import RunWorkspace, tail_text
 
-STATUS_COLOR = {SUCCESS: "green", ERROR: "red", CANCELLED: "orange"}
+#: A step's ``status_color``: "a status color code, in hex format" (the spec's ``RunStepResponse``); the
+#: run pages use the same colours. In flight: blue.
+STATUS_COLOR = {SUCCESS: "#1a7f37", ERROR: "#cf222e", CANCELLED: "#9a6700"}
+IN_FLIGHT_COLOR = "#0969da"
 STATIC_TIMESTAMP = "2025-01-01T00:00:00+00:00"
 FAR_FUTURE = "2099-12-31T00:00:00+00:00"
 
@@ -101,7 +105,7 @@ def project_ref(item: Project, config: Config) -> dict[str, Any]:
         "account_id": item.account_id,
         "description": f"dbt project at {item.dbt_project_dir.name}",
         "connection_id": item.id,
-        "repository_id": None,
+        "repository_id": item.id,
         "semantic_layer_config_id": None,
         "state": 1,
         "dbt_project_subdirectory": None,
@@ -121,7 +125,7 @@ def environment_v2(item: Environment) -> dict[str, Any]:
         "dbt_version": item.dbt_version,
         "connection_id": item.project_id,
         "credentials_id": item.id,
-        "repository_id": None,
+        "repository_id": item.project_id,
         "extended_attributes_id": None,
         "use_custom_branch": True,
         "custom_branch": item.custom_branch,
@@ -140,7 +144,7 @@ def environment_v3_ref(item: Environment) -> dict[str, Any]:
         **environment_v2(item),
         "enable_model_query_history": False,
         "enable_dbt_state": False,
-        "primary_profile_id": None,
+        "primary_profile_id": item.id,
     }
 
 
@@ -153,19 +157,111 @@ def environment_v3(item: Environment, config: Config) -> dict[str, Any]:
         "created_at": STATIC_TIMESTAMP,
         "updated_at": STATIC_TIMESTAMP,
         "project": project_ref(config.projects[item.project_id], config),
-        "credentials": {
-            "id": item.id,
-            "account_id": item.account_id,
-            "project_id": item.project_id,
-            "type": "adapter",
-            "state": 1,
-            "threads": 4,
-            "username": "local",
-            "default_schema": "main",
-            "target_name": "default",
-            "adapter_version": None,
-        },
+        "credentials": credentials(item),
         "fusion_readiness": {},
+    }
+
+
+def environment_v2_full(
+    item: Environment, config: Config, variables: list[dict[str, Any]], jobs: list[Job]
+) -> dict[str, Any]:
+    """
+    An ``EnvironmentV2Response`` (the v2 routes dbt Cloud keeps for clients such as dagster-dbt):
+    the nested environment with its repository, connection (the spec's ``PostgresConnection`` shape:
+    no host or port, the warehouse is a DuckDB file), the environment's own variable values
+    (``custom_environment_variables``, names and scopes; values as ``display_value``) and its jobs.
+    """
+    project = config.projects[item.project_id]
+    return {
+        **environment_v2(item),
+        "raw_dbt_version": item.dbt_version,
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+        "repository": repository_ref(project),
+        "connection": {
+            "id": project.id,
+            "account_id": item.account_id,
+            "dbt_project_id": project.id,
+            "name": f"{CONNECTION_TYPE} (local)",
+            "type": "duckdb",
+            "state": 1,
+            "created_by_id": None,
+            "created_by_service_token_id": None,
+            "hostname": "",
+            "dbname": _warehouse_file(project, [item]) or "",
+            "port": 0,
+            "tunnel_enabled": False,
+        },
+        "custom_environment_variables": variables,
+        "jobs": [job_definition_v2(job) for job in jobs],
+    }
+
+
+#: The one user of the local dbt Cloud: whoever holds its API tokens (it has no accounts of people).
+LOCAL_USER_ID = 1
+
+
+def _local_user_identity() -> dict[str, Any]:
+    return {
+        "id": LOCAL_USER_ID,
+        "first_name": "Local",
+        "last_name": "dbt Cloud",
+        "email": "local@localhost",
+        "email_verified": True,
+        "is_active": True,
+        "is_staff": False,
+        "created_at": STATIC_TIMESTAMP,
+    }
+
+
+def user_v2(accounts: list[Account]) -> dict[str, Any]:
+    """A ``UserResponse``: the token holder, with a developer license and the account admin permission
+    in each account the token may use (the token grants exactly that)."""
+    grants = [
+        {
+            "id": account.id,
+            "account_id": account.id,
+            "user_id": LOCAL_USER_ID,
+            "license_type": "developer",
+            "permission_set": "account_admin",
+            "state": 1,
+            "created_at": STATIC_TIMESTAMP,
+            "updated_at": STATIC_TIMESTAMP,
+        }
+        for account in accounts
+    ]
+    return {
+        **_local_user_identity(),
+        "fullname": "Local dbt Cloud",
+        "apitoken_last_used": None,
+        "last_login": None,
+        "email_connected": False,
+        "enterprise_connected": False,
+        "enterprise_authentication_method": None,
+        "sso_only_user": False,
+        "github_connected": False,
+        "github_username": None,
+        "github_token_retrieval_failure": False,
+        "gitlab_connected": False,
+        "gitlab_username": None,
+        "gitlab_token_retrieval_failure": False,
+        "azure_active_directory_connected": False,
+        "azure_active_directory_username": None,
+        "azure_active_directory_token_retrieval_failure": False,
+        "auth_provider_infos": {},
+        "permissions": grants,
+        "licenses": {str(account.id): grant for account, grant in zip(accounts, grants, strict=True)},
+    }
+
+
+def account_user(account: Account) -> dict[str, Any]:
+    """An ``AccountUser`` (v3): the token holder in ``account``, with a developer license."""
+    return {
+        **_local_user_identity(),
+        "updated_at": STATIC_TIMESTAMP,
+        "fullname": "Local dbt Cloud",
+        "license": {"id": account.id, "license_type": "developer"},
+        "scim_managed": False,
     }
 
 
@@ -193,6 +289,7 @@ def job_definition_v2(item: Job) -> dict[str, Any]:
             "target_name": settings["target_name"] or "default",
         },
         "state": item.state,
+        "generate_sources": definition["run_generate_sources"],
         "created_at": item.created_at,
         "updated_at": item.updated_at or item.created_at,
     }
@@ -207,9 +304,139 @@ def _warehouse_file(item: Project, environments: list[Environment]) -> str | Non
     return None
 
 
+def _environments_of(item: Project, config: Config) -> list[Environment]:
+    return sorted(
+        (env for env in config.environments.values() if env.project_id == item.id), key=lambda env: env.id
+    )
+
+
+def connection(item: Project, config: Config) -> dict[str, Any]:
+    """
+    The project's connection (``BaseConnectionV3Response``; its id is the project's). Every local
+    project connects to DuckDB, which dbt Cloud has no connection type for (its spec lists postgres,
+    redshift, snowflake, bigquery, adapter): "duckdb" plus ``details.path`` is what OpenLineage's dbt
+    Cloud processor reads to name the warehouse (``duckdb://<path>``), so lineage works locally.
+    """
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "project_id": item.id,
+        "name": f"{CONNECTION_TYPE} (local)",
+        "type": "duckdb",
+        "details": {"path": _warehouse_file(item, _environments_of(item, config))},
+        "adapter_version": None,
+        "created_by_id": None,
+        "created_by_service_token_id": None,
+        "state": 1,
+        "private_link_endpoint_id": None,
+        "oauth_configuration_id": None,
+        "oauth_redirect_uri": "",
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+    }
+
+
+def account_connection(item: Project, config: Config) -> dict[str, Any]:
+    """The project's connection as an account connection (``AccountConnectionDetail``): DuckDB has
+    no ``adapter_version`` and no ``config`` among the spec's adapters, so both are null."""
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "name": f"{CONNECTION_TYPE} (local)",
+        "adapter_version": None,
+        "config": None,
+        "private_link_endpoint_id": None,
+        "is_ssh_tunnel_enabled": False,
+        "oauth_configuration_id": None,
+        "oauth_redirect_uri": "",
+        "is_configured_for_native_oauth": False,
+        "platform_metadata_credentials_id": None,
+        "analytics_credentials_id": None,
+        "environment__count": len(_environments_of(item, config)),
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+    }
+
+
+def repository_ref(item: Project) -> dict[str, Any]:
+    """The project's repository as jobs and projects nest it: the project folder itself
+    (``remote_backend`` manual_config, no git remote). Its id is the project's."""
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "project_id": item.id,
+        "full_name": None,
+        "remote_backend": "manual_config",
+        "git_clone_strategy": None,
+        "deploy_key_id": None,
+        "repository_credentials_id": None,
+        "github_installation_id": None,
+        "github_webhook_id": None,
+        "state": 1,
+        "private_link_endpoint_id": None,
+        "git_provider_id": None,
+    }
+
+
+def repository(item: Project) -> dict[str, Any]:
+    """A ``RepositoryV2Response``/``RepositoryV3Response``: the project folder, which each run's clone
+    step copies (no deploy key, no git provider)."""
+    return {
+        **repository_ref(item),
+        "name": item.name,
+        "github_repo": None,
+        "web_url": None,
+        "deploy_key": {"account_id": item.account_id, "public_key": "", "state": 1},
+        "git_provider": None,
+        "gitlab": None,
+        "is_private_link_enabled": False,
+        "created_at": STATIC_TIMESTAMP,
+        "updated_at": STATIC_TIMESTAMP,
+    }
+
+
+def credentials(item: Environment) -> dict[str, Any]:
+    """An environment's credentials (``DbtAdapterCredentials``; their id is the environment's)."""
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "project_id": item.project_id,
+        "type": "adapter",
+        "state": 1,
+        "threads": 4,
+        "username": "local",
+        "default_schema": "main",
+        "target_name": "default",
+        "adapter_id": None,
+        "adapter_version": None,
+    }
+
+
+def profile(item: Environment) -> dict[str, Any]:
+    """A ``ProfileDetail``: one profile per environment, binding the project's connection and the
+    environment's credentials (ids: the environment's, as its ``primary_profile_id`` says)."""
+    binding = {
+        "id": item.id,
+        "name": item.name,
+        "type": "deployment",
+        "deployment_type": item.deployment_type,
+    }
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "project_id": item.project_id,
+        "key": f"{item.name.lower().replace(' ', '_')}_{item.id}",
+        "connection_id": item.project_id,
+        "credentials_id": item.id,
+        "extended_attributes_id": None,
+        "primary_bindings": [binding],
+        "catalog_bindings": [],
+    }
+
+
 def project_v3(item: Project, config: Config) -> dict[str, Any]:
     """A ``ProjectResponse``. The spec requires docs/freshness jobs: we name the project's first jobs."""
-    environments = [env for env in config.environments.values() if env.project_id == item.id]
+    environments = _environments_of(item, config)
     docs_job, freshness_job = _project_jobs(item, config)
     placeholder_job = docs_job or Job(
         id=0, account_id=item.account_id, project_id=item.id, environment_id=0, name="", description="",
@@ -220,38 +447,9 @@ def project_v3(item: Project, config: Config) -> dict[str, Any]:
         **project_ref(item, config),
         "created_at": STATIC_TIMESTAMP,
         "updated_at": STATIC_TIMESTAMP,
-        "connection": {
-            "id": item.id,
-            "account_id": item.account_id,
-            "project_id": item.id,
-            "name": "DuckDB (local)",
-            # dbt Cloud has no DuckDB connection type (its spec lists postgres, redshift, snowflake,
-            # bigquery, adapter): "duckdb" plus `details.path` is what OpenLineage's dbt Cloud
-            # processor reads to name the warehouse (`duckdb://<path>`), so lineage works locally.
-            "type": "duckdb",
-            "details": {"path": _warehouse_file(item, environments)},
-            "adapter_version": None,
-            "created_by_id": None,
-            "created_by_service_token_id": None,
-            "state": 1,
-            "private_link_endpoint_id": None,
-            "oauth_configuration_id": None,
-        },
+        "connection": connection(item, config),
         "environments": [environment_v3_ref(env) for env in environments],
-        "repository": {
-            "account_id": item.account_id,
-            "project_id": item.id,
-            "full_name": None,
-            "remote_backend": "manual_config",
-            "git_clone_strategy": None,
-            "deploy_key_id": None,
-            "repository_credentials_id": None,
-            "github_installation_id": None,
-            "github_webhook_id": None,
-            "state": 1,
-            "private_link_endpoint_id": None,
-            "git_provider_id": None,
-        },
+        "repository": repository_ref(item),
         "group_permissions": [],
         "docs_job": job_definition_v2(docs_job or placeholder_job),
         "freshness_job": job_definition_v2(freshness_job or placeholder_job),
@@ -336,8 +534,9 @@ def run_step(
         "name": step["name"],
         "status": step["status"],
         "status_humanized": STATUS_HUMANIZED[step["status"]],
-        "status_color": STATUS_COLOR.get(step["status"], "blue"),
-        "run_step_command": {"run_step_id": step["id"], "dbt_command": step["command"]},
+        "status_color": STATUS_COLOR.get(step["status"], IN_FLIGHT_COLOR),
+        # The clone and profile steps invoke no dbt command.
+        "run_step_command": {"run_step_id": step["id"], "dbt_command": step["command"] or None},
         "run_step_invocation": {"run_step_id": step["id"], "run_id": step["run_id"]},
         "logs": logs,
         "debug_logs": debug,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -157,3 +158,18 @@ def clean_text(value: str, field: str) -> str:
             field, "contains an unpaired surrogate", f"send {field} as valid UTF-8 text"
         ) from None
     return value
+
+
+def timestamp(value: Any, field: str) -> datetime:
+    """An ISO 8601 date-time (``2025-01-31T12:00:00+00:00``, ``...Z``, a date alone); without an offset it
+    is UTC, as dbt Cloud reads it. Returned in UTC."""
+    text = value.strip() if isinstance(value, str) else None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        raise FieldError(
+            field,
+            f"must be an ISO 8601 date-time, got {shown(value)}",
+            f"send {field} like 2025-01-31T12:00:00+00:00",
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)

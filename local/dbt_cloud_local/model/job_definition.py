@@ -55,7 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "run_compare_changes": False,
     "compare_changes_flags": "--select state:modified",
     "run_lint": False,
-    "errors_on_lint_failure": False,
+    # dbt Cloud's default (its terraform provider documents it: "Defaults to `true`").
+    "errors_on_lint_failure": True,
     "cost_optimization_features": [],
     # None: the profile's own threads and target (dbt Cloud shows 4 and "default"; see serializers).
     "settings": {"threads": None, "target_name": None},
@@ -71,10 +72,10 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _steps(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise FieldError(
-            "execute_steps", "must be a non-empty list of dbt commands", 'send e.g. ["dbt build"]'
-        )
+    """The job's commands: a list (empty: the job runs dbt Cloud's built-in steps only, until a run's
+    ``steps_override`` gives it commands)."""
+    if not isinstance(value, list):
+        raise FieldError("execute_steps", "must be a list of dbt commands", 'send e.g. ["dbt build"]')
     if len(value) > MAX_STEPS:
         raise FieldError("execute_steps", f"holds {len(value)} steps", f"use at most {MAX_STEPS}")
     steps = []

@@ -28,13 +28,25 @@ class RetrySource:
         return {"run_id": self.run_id, "step": self.step}
 
 
+#: What a planned step does: clone the project, write the run's profile, install the packages (dbt
+#: Cloud's built-in steps, see ``model.anatomy``), or invoke dbt for one of the run's commands.
+CLONE, PROFILE, DEPS, DBT = "clone", "profile", "deps", "dbt"
+
+
 @dataclass(frozen=True)
 class PlannedStep:
-    """One entry of a run's plan: a dbt invocation, and for ``dbt retry`` where its results come from."""
+    """
+    One entry of a run's plan, which numbers the run's steps (entry ``n`` is step ``n + 1``): a step
+    dbt Cloud adds (``kind`` clone, profile or deps) or a dbt invocation. ``optional``: a
+    checkbox step (``run_generate_sources``, ``generate_docs``) whose failure does not fail the run.
+    For ``dbt retry``, ``retry_of`` is where its results come from.
+    """
 
     command: str
     args: tuple[str, ...]
     retry_of: RetrySource | None = None
+    kind: str = DBT
+    optional: bool = False
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PlannedStep:
@@ -43,17 +55,32 @@ class PlannedStep:
             command=str(data["command"]),
             args=tuple(str(arg) for arg in data["args"]),
             retry_of=RetrySource(run_id=int(state["run_id"]), step=int(state["step"])) if state else None,
+            kind=str(data.get("kind") or DBT),
+            optional=bool(data.get("optional")),
         )
 
     @classmethod
-    def from_step(cls, step: Step) -> PlannedStep:
-        return cls(command=step.command, args=step.args)
+    def from_step(cls, step: Step, *, optional: bool = False) -> PlannedStep:
+        return cls(command=step.command, args=step.args, optional=optional)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"command": self.command, "args": list(self.args)}
+        if self.kind != DBT:
+            data["kind"] = self.kind
+        if self.optional:
+            data["optional"] = True
         if self.retry_of is not None:
             data["retry_state"] = self.retry_of.to_json()
         return data
+
+    @property
+    def invokes_dbt(self) -> bool:
+        return self.kind in (DEPS, DBT)
+
+    @property
+    def built_in(self) -> bool:
+        """One of the steps dbt Cloud adds to every run (clone, profile, ``dbt deps``)."""
+        return self.kind != DBT
 
     def to_step(self) -> Step:
         return Step(command=self.command, args=self.args)

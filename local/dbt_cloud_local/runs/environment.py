@@ -1,5 +1,5 @@
 """
-The environment a run's dbt processes get, and the run's copy of ``profiles.yml``.
+The environment a run's dbt processes get, and the run's ``profiles.yml``.
 
 dbt reads its configuration from environment variables and ``profiles.yml``, so these two decide what
 a run connects to. The environment is built from scratch rather than inherited: only PATH and locale
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -44,7 +45,7 @@ def run_environment(
     env.update(
         {
             "HOME": str(home),
-            "DBT_PROFILES_DIR": str(workspace.project),
+            "DBT_PROFILES_DIR": str(workspace.profile_dir),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DBT_VERSION_CHECK": "false",
             "DBT_USE_COLORS": "false",
@@ -79,11 +80,6 @@ def step_paths(env: Mapping[str, str], workspace: RunWorkspace, index: int) -> d
     }
 
 
-def deps_paths(env: Mapping[str, str], workspace: RunWorkspace) -> dict[str, str]:
-    """``env`` for ``dbt deps``, whose debug log must not land in the working copy or a step's logs."""
-    return {**env, "DBT_LOG_PATH": str(workspace.deps_logs)}
-
-
 def warehouse_path(
     environment: Environment, project_vars: Mapping[str, str], project_dir: Path
 ) -> Path | None:
@@ -109,21 +105,58 @@ def ensure_warehouse_dir(env: Mapping[str, str], environment: Environment) -> No
         Path(value).parent.mkdir(parents=True, exist_ok=True)
 
 
-def apply_schema_override(workspace: RunWorkspace, schema_override: str | None) -> None:
-    """
-    Set ``schema_override`` on every output of the working copy's ``profiles.yml``.
+class ProfileError(Exception):
+    """The run's profile cannot be written (no or unreadable ``profiles.yml``); the message says why."""
 
-    dbt has no flag for the target schema; dbt Cloud rewrites the profile it generates, and this
-    server rewrites the run's own copy (never the project's file).
+
+def _outputs(profile: Any) -> dict[str, Any]:
+    outputs = profile.get("outputs") if isinstance(profile, dict) else None
+    return outputs if isinstance(outputs, dict) else {}
+
+
+def write_run_profile(workspace: RunWorkspace, schema_override: str | None, target: str | None) -> list[str]:
     """
-    profiles = workspace.project / "profiles.yml"
-    if not schema_override or not profiles.exists():
-        return
-    data = yaml.safe_load(profiles.read_text()) or {}
+    Write the run's ``profiles.yml`` (``workspace.profile_dir``) and return what was done, as log lines
+    of the run's profile step (names, targets and adapter types; never a value).
+
+    dbt Cloud creates each run's profile from the environment's connection and credentials; the local
+    connection of a project is its own ``profiles.yml`` (in the run's working copy), written with the
+    run's ``schema_override`` on every output (dbt has no flag for it; dbt Cloud rewrites the profile
+    it generates, and so does this). The project's own file is never changed.
+    """
+    source = workspace.project / "profiles.yml"
+    if not source.is_file():
+        raise ProfileError(
+            f"the dbt project has no profiles.yml ({source.name} next to dbt_project.yml): the local dbt "
+            "Cloud creates each run's profile from it, as dbt Cloud does from the environment's connection"
+        )
+    try:
+        data = yaml.safe_load(source.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"the project's profiles.yml is not valid YAML: {str(exc)[:300]}") from None
+    if not isinstance(data, dict):
+        raise ProfileError("the project's profiles.yml must map profile names to profiles")
+    lines = [f"Creating the run's profile from the project's connection ({source})"]
     for name, profile in data.items():
-        if name == "config" or not isinstance(profile, dict):
+        if name == "config":
             continue
-        for output in (profile.get("outputs") or {}).values():
-            if isinstance(output, dict):
-                output["schema"] = schema_override
-    profiles.write_text(yaml.safe_dump(data, sort_keys=False))
+        outputs = _outputs(profile)
+        described = ", ".join(
+            f"{output} ({settings.get('type', '?')})" if isinstance(settings, dict) else str(output)
+            for output, settings in outputs.items()
+        )
+        default = profile.get("target") if isinstance(profile, dict) else None
+        lines.append(f"  profile {name}: outputs {described or '(none)'}; default target {default}")
+        if schema_override:
+            for settings in outputs.values():
+                if isinstance(settings, dict):
+                    settings["schema"] = schema_override
+    if schema_override:
+        lines.append(f"  schema override: {schema_override} (on every output)")
+    if target:
+        lines.append(f"  target: {target} (the job's target name)")
+    workspace.profile_dir.mkdir(parents=True, exist_ok=True)
+    written = workspace.profile_dir / "profiles.yml"
+    written.write_text(yaml.safe_dump(data, sort_keys=False))
+    lines.append(f"Wrote {written}")
+    return lines

@@ -1,16 +1,24 @@
 """
-Execute one run that the dispatcher started: working copy, packages, steps, and the run's outcome.
+Execute one run that the dispatcher started: its steps, one by one, and the run's outcome.
 
-In order: copy the project into the run's working copy (apply ``schema_override`` to its profile),
-build the run's environment, install packages with ``dbt deps`` when the project declares any (dbt
-Cloud does on every run, since each run starts from a clean checkout), then run the planned steps one
-by one. The first step that does not succeed ends the run; later steps, docs included, do not run.
-Every dbt process goes through the ``ProcessSupervisor``, so a cancel, a server stop or the job's
-timeout stops ``dbt deps`` exactly as it stops a step.
+A run's steps are its plan (``runs.plan``), numbered as dbt Cloud numbers them (``model.anatomy``):
+
+1. ``Clone git repository``: copy the dbt project into the run's working copy (dbt Cloud starts
+   every run from a fresh checkout; the local one copies the project folder, without target/,
+   logs/, dbt_packages/...);
+2. ``Create profile from connection DuckDB``: write the run's ``profiles.yml`` from the project's
+   connection (its ``profiles.yml``), with the run's ``schema_override``;
+3. ``Invoke dbt with `dbt deps` ``: install the project's packages (on every run, as dbt Cloud does);
+4. and on: the commands, with the checkbox steps (source freshness first, docs last).
+
+Each step has its logs and timings. The first step that does not succeed ends the run; later steps do
+not run. A checkbox step is the exception: when it fails, the run goes on, and its outcome does not
+depend on it (as in dbt Cloud). Every dbt process goes through the ``ProcessSupervisor``, so a cancel,
+a server stop or the job's timeout stops ``dbt deps`` exactly as it stops any other step.
 
 What a run ends as:
 
-* a step or ``dbt deps`` fails, or the job's timeout passes: error, with what failed;
+* a step fails, or the job's timeout passes: error, with what failed;
 * a user cancels: cancelled ("Cancelled by user");
 * the server shuts down: error, ``SERVER_STOPPED_MESSAGE`` (the same as after a crash);
 * a bug in this server: error, "Internal error: ...", never a run stuck in progress.
@@ -22,33 +30,33 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from dbt_cloud_local.config.settings import Config
 from dbt_cloud_local.faults import FaultInjector
-from dbt_cloud_local.model.records import PlannedStep, RunRecord
+from dbt_cloud_local.model.anatomy import step_name, with_built_in_steps
+from dbt_cloud_local.model.records import CLONE, DBT, DEPS, PlannedStep, RunRecord
 from dbt_cloud_local.model.resources import Environment
 from dbt_cloud_local.model.statuses import CANCELLED, ERROR, RUNNING, SUCCESS
 from dbt_cloud_local.runs.dispatch import ActiveRun
 from dbt_cloud_local.runs.environment import (
-    apply_schema_override,
-    deps_paths,
+    ProfileError,
     ensure_warehouse_dir,
     run_environment,
     step_paths,
+    write_run_profile,
 )
 from dbt_cloud_local.runs.recovery import SERVER_STOPPED_MESSAGE
 from dbt_cloud_local.runs.supervisor import POLL_SECONDS, Outcome, ProcessResult, ProcessSupervisor
-from dbt_cloud_local.runs.workspace import RunWorkspace, tail_text
+from dbt_cloud_local.runs.workspace import RunWorkspace
 from dbt_cloud_local.store.database import Store
 from dbt_cloud_local.store.sqlite import utcnow
 
 log = logging.getLogger(__name__)
 
 CANCELLED_MESSAGE = "Cancelled by user"
-#: Files that declare packages for ``dbt deps``.
-PACKAGE_FILES = ("packages.yml", "dependencies.yml")
-#: Local packages install in seconds; hub packages need the network and may take longer.
+#: ``dbt deps`` may take at most this long, whatever the job's timeout (hub packages need the network).
 DEPS_TIMEOUT_SECONDS = 300
 
 #: Told ``(run_id, "started" | "finished")`` when a run starts or finishes; must return at once.
@@ -82,6 +90,19 @@ class _RunEnded(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+@dataclass(frozen=True)
+class _StepContext:
+    """What every step of one run needs."""
+
+    entry: ActiveRun
+    run: RunRecord
+    environment: Environment
+    workspace: RunWorkspace
+    env: dict[str, str]
+    deadline: float | None
+    threads: int | None
 
 
 class RunExecutor:
@@ -126,8 +147,6 @@ class RunExecutor:
                 raise _RunEnded(CANCELLED, CANCELLED_MESSAGE)
             job = self.config.jobs[run.job_id]
             environment = self.config.environments[run.environment_id]
-            workspace.prepare(self.config.projects[run.project_id].dbt_project_dir)
-            apply_schema_override(workspace, run.trigger.schema_override)
             env = run_environment(
                 run,
                 job=job,
@@ -138,124 +157,125 @@ class RunExecutor:
             )
             ensure_warehouse_dir(env, environment)
             timeout = run.trigger.timeout_seconds_override or job.timeout_seconds
-            deadline = time.monotonic() + timeout if timeout else None
-            threads = run.trigger.threads_override or job.threads
+            step = _StepContext(
+                entry=entry,
+                run=run,
+                environment=environment,
+                workspace=workspace,
+                env=env,
+                deadline=time.monotonic() + timeout if timeout else None,
+                threads=run.trigger.threads_override or job.threads,
+            )
             now = utcnow()
             self.store.update_run(
                 run.id, status=RUNNING, started_at=now, last_heartbeat_at=now, status_message=""
             )
             self._announce(run.id, "started")
-            self._install_packages(entry, environment, workspace, env, deadline)
-            for index, planned in enumerate(run.plan, start=1):
+            for index, planned in enumerate(with_built_in_steps(run.plan), start=1):
                 steps_run = index
-                self._run_step(entry, run, planned, index, environment, workspace, env, deadline, threads)
+                self._run_step(step, planned, index)
         except _RunEnded as ended:
             self._finish(run.id, ended.status, ended.message, workspace, steps_run)
             return
         self._finish(run.id, SUCCESS, "Success", workspace, steps_run)
 
-    def _install_packages(
-        self,
-        entry: ActiveRun,
-        environment: Environment,
-        workspace: RunWorkspace,
-        env: dict[str, str],
-        deadline: float | None,
-    ) -> None:
-        """
-        ``dbt deps`` into the fresh working copy when the project declares packages.
-
-        The working copy never carries ``dbt_packages/``. Output goes to ``<run>/deps.log``. It is
-        not recorded as a run step, so the steps the API returns are exactly the planned ones.
-        """
-        if not any((workspace.project / name).exists() for name in PACKAGE_FILES):
-            return
-        executable = environment.dbt_executable
-        log_path = workspace.deps_log
-        deps_deadline = time.monotonic() + DEPS_TIMEOUT_SECONDS
-        result = self.supervisor.run(
-            [str(executable), "deps"],
-            cwd=workspace.project,
-            env=deps_paths(env, workspace),
-            output=log_path,
-            interrupt=entry.interrupt,
-            deadline=deps_deadline if deadline is None else min(deadline, deps_deadline),
-            heartbeat=lambda: self._heartbeat(entry.run_id),
-        )
-        if result.outcome is Outcome.NOT_STARTED:
-            raise _RunEnded(
-                ERROR,
-                f"Could not install the project's packages with `dbt deps` ({executable}): "
-                f"{result.start_error}",
-            )
-        self._raise_if_stopped(entry, result, "`dbt deps`", deadline)
-        if result.outcome is Outcome.TIMED_OUT:
-            raise _RunEnded(
-                ERROR, f"`dbt deps` did not finish within {DEPS_TIMEOUT_SECONDS} seconds and was stopped"
-            )
-        if result.exit_code != 0:
-            tail, _ = tail_text(log_path, 20)
-            raise _RunEnded(ERROR, f"`dbt deps` failed with exit code {result.exit_code}:\n{tail}")
-
-    def _run_step(
-        self,
-        entry: ActiveRun,
-        run: RunRecord,
-        planned: PlannedStep,
-        index: int,
-        environment: Environment,
-        workspace: RunWorkspace,
-        env: dict[str, str],
-        deadline: float | None,
-        threads: int | None,
-    ) -> None:
-        """Execute step ``index``; return if it succeeded, else raise ``_RunEnded``."""
-        step = planned.to_step().with_threads(threads)
+    def _run_step(self, context: _StepContext, planned: PlannedStep, index: int) -> None:
+        """Execute step ``index``: return if it succeeded or is a checkbox step, else raise ``_RunEnded``."""
+        run, workspace = context.run, context.workspace
+        step = planned.to_step().with_threads(context.threads) if planned.kind == DBT else planned.to_step()
+        name = step_name(planned, run.trigger.schema_override)
         workspace.prepare_step(index)
-        workspace.carry_partial_parse(index)
+        if planned.kind == DBT:
+            workspace.carry_partial_parse(index)
         if planned.retry_of is not None:
             source = RunWorkspace(self.data_dir, planned.retry_of.run_id).target(planned.retry_of.step)
             # dbt retry reads <target-path>/run_results.json when --state is not given.
             (workspace.target(index) / "run_results.json").write_bytes(
                 (source / "run_results.json").read_bytes()
             )
-        record = self.store.add_step_record(run.id, index, step.name, step.command, list(step.args))
-        if entry.server_stopping:
+        record = self.store.add_step_record(run.id, index, name, step.command, list(step.args))
+        if context.entry.server_stopping:
             self.store.update_step(record.id, status=ERROR, finished_at=utcnow())
             raise _RunEnded(ERROR, SERVER_STOPPED_MESSAGE)
-        self._injected_step_delay(entry)
-        argv = [str(environment.dbt_executable), *step.args]
+        self._injected_step_delay(context.entry)
+        if not planned.invokes_dbt:
+            self._run_built_in(context, planned, index, record.id, name)
+            return
+        argv = [str(context.environment.dbt_executable), *step.args]
+        deadline = context.deadline
+        if planned.kind == DEPS:
+            deps_deadline = time.monotonic() + DEPS_TIMEOUT_SECONDS
+            deadline = deps_deadline if deadline is None else min(deadline, deps_deadline)
         result = self.supervisor.run(
             argv,
             cwd=workspace.project,
-            env=step_paths(env, workspace, index),
+            env=step_paths(context.env, workspace, index),
             output=workspace.console(index),
-            interrupt=entry.interrupt,
+            interrupt=context.entry.interrupt,
             deadline=deadline,
             on_start=lambda pid: self.store.update_step(record.id, pid=pid),
             heartbeat=lambda: self._heartbeat(run.id),
         )
         finished = utcnow()
+        what = f"Step {index} (`{step.command}`)"
         if result.outcome is Outcome.NOT_STARTED:
             message = f"Could not start dbt ({argv[0]}): {result.start_error}"
             with workspace.console(index).open("ab") as console:
                 console.write(message.encode() + b"\n")
             self.store.update_step(record.id, status=ERROR, finished_at=finished)
-            raise _RunEnded(ERROR, message)
+            raise _RunEnded(ERROR, f"{what} failed: {message}")
         if result.outcome is Outcome.EXITED and result.exit_code == 0:
             self.store.update_step(record.id, status=SUCCESS, finished_at=finished, exit_code=0)
             return
-        cancelled = result.outcome is Outcome.INTERRUPTED and not entry.server_stopping
+        cancelled = result.outcome is Outcome.INTERRUPTED and not context.entry.server_stopping
         self.store.update_step(
             record.id,
             status=CANCELLED if cancelled else ERROR,
             finished_at=finished,
             exit_code=result.exit_code,
         )
-        self._raise_if_stopped(entry, result, f"step {index} (`{step.command}`)", deadline)
+        self._raise_if_stopped(context.entry, result, f"step {index} (`{step.command}`)", context.deadline)
+        if result.outcome is Outcome.TIMED_OUT:  # only `dbt deps` has a deadline of its own
+            raise _RunEnded(ERROR, f"{what} did not finish within {DEPS_TIMEOUT_SECONDS} seconds")
+        if planned.optional:
+            log.info("Run %s: %s failed; as in dbt Cloud, the run goes on", run.id, what)
+            return
         summary = summarize_results(workspace.target(index))
-        message = f"Step {index} (`{step.command}`) failed with exit code {result.exit_code}"
+        message = f"{what} failed with exit code {result.exit_code}"
         raise _RunEnded(ERROR, f"{message}: {summary}" if summary else message)
+
+    def _run_built_in(
+        self, context: _StepContext, planned: PlannedStep, index: int, step_id: int, name: str
+    ) -> None:
+        """Step 1 (the project into the run's working copy) or step 2 (the run's profile), logged to
+        the step's console; a failure ends the run as in dbt Cloud."""
+        run, workspace = context.run, context.workspace
+        console = workspace.console(index)
+        started = time.monotonic()
+        try:
+            if planned.kind == CLONE:
+                source = self.config.projects[run.project_id].dbt_project_dir
+                lines = workspace.prepare(source)
+                lines.append(f"The run's git branch: {run.git_branch or '(none)'}")
+            else:
+                lines = write_run_profile(
+                    workspace, run.trigger.schema_override, context.env.get("DBT_TARGET")
+                )
+            failure = None
+        except (OSError, ProfileError) as exc:
+            lines, failure = [f"Error: {exc}"], str(exc)
+        lines.append(f"{'Failed' if failure else 'Done'} in {time.monotonic() - started:.2f} s")
+        console.write_text("".join(f"{line}\n" for line in lines))
+        self._heartbeat(run.id)
+        stopping, interrupted = context.entry.server_stopping, context.entry.interrupt.is_set()
+        status = ERROR if failure is not None or stopping else CANCELLED if interrupted else SUCCESS
+        self.store.update_step(step_id, status=status, finished_at=utcnow(), exit_code=int(status != SUCCESS))
+        if stopping:
+            raise _RunEnded(ERROR, SERVER_STOPPED_MESSAGE)
+        if failure is not None:
+            raise _RunEnded(ERROR, f"Step {index} ({name}) failed: {failure}")
+        if interrupted:
+            raise _RunEnded(CANCELLED, CANCELLED_MESSAGE)
 
     def _raise_if_stopped(
         self, entry: ActiveRun, result: ProcessResult, what: str, deadline: float | None

@@ -5,7 +5,7 @@ The run manager the API and the server use: queue runs, rerun from failure, canc
 
 * ``plan``        what a run executes (the job's steps, or a rerun from the failed step);
 * ``dispatch``    when a queued run starts (run slots, one run per job, one writer per DuckDB file);
-* ``execution``   executing a started run (working copy, ``dbt deps``, steps, outcome);
+* ``execution``   executing a started run: its steps (clone, profile, ``dbt deps``, commands), outcome;
 * ``environment`` the environment and profile a run's dbt processes get;
 * ``supervisor``  starting, cancelling (SIGTERM, then SIGKILL) and timing out dbt processes;
 * ``workspace``   the files of one run under ``<data-dir>/runs/<id>/``;
@@ -84,7 +84,12 @@ class RunManager:
     def trigger(self, job: Job, request: dict[str, Any], steps: list[Step] | None) -> dict[str, Any]:
         """Queue a run of ``job`` for a validated ``/run/`` request; return the store's run row."""
         generate_docs = request.get("generate_docs_override")
-        plan = plan_run(job, steps, job.generate_docs if generate_docs is None else generate_docs)
+        plan = plan_run(
+            job,
+            steps,
+            job.generate_docs if generate_docs is None else generate_docs,
+            generate_sources=job.run_generate_sources,
+        )
         trigger = RunTrigger(
             cause=request["cause"],
             cause_category="api",

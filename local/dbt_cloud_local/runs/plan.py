@@ -3,13 +3,17 @@ What a run executes: the plan stored with the run when it is created, and the pl
 
 A plan is fixed at creation, not at execution, so a queued run does what was asked even if the
 config changes before it starts, and so that a rerun can be computed from the failed run's own plan.
+A plan lists every step of the run in order, numbered from 1 as dbt Cloud numbers them
+(``model.anatomy``): the built-in clone, profile and ``dbt deps`` steps, source freshness when the
+job asks, the commands, ``dbt docs generate`` when the job asks.
 
 Rerun from failure (``/rerun/``) follows dbt Cloud: the failed step becomes ``dbt retry`` pointed at
 that step's ``run_results.json`` (dbt then replays the original command and flags for the failed and
-skipped nodes only), and the steps after it run as planned. When dbt left no usable results (it
-stopped before writing them, e.g. on a parse error, or the command is one ``dbt retry`` cannot
-replay), the failed step runs again as it was planned, which for a step that was a retry itself
-means retrying again from the same earlier results.
+skipped nodes only), and the steps after it run as planned, after the built-in steps every run starts
+with. When dbt left no usable results (it stopped before writing them, e.g. on a parse error, or the
+command is one ``dbt retry`` cannot replay), the failed step runs again as it was planned, which for a
+step that was a retry itself means retrying again from the same earlier results. A run that failed in
+a built-in step (clone, profile, ``dbt deps``) is run again from the start.
 """
 
 from __future__ import annotations
@@ -19,8 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from dbt_cloud_local.model.anatomy import (
+    BUILT_IN_STEPS,
+    CLONE_STEP_NAME,
+    DOCS_GENERATE_STEP,
+    SOURCE_FRESHNESS_STEP,
+    step_name,
+    with_built_in_steps,
+)
 from dbt_cloud_local.model.commands import Step, parse_step
-from dbt_cloud_local.model.records import PlannedStep, RetrySource, RunRecord, RunTrigger, StepRecord
+from dbt_cloud_local.model.records import CLONE, PlannedStep, RetrySource, RunRecord, RunTrigger, StepRecord
 from dbt_cloud_local.model.resources import Job
 from dbt_cloud_local.model.statuses import CANCELLED, ERROR, IN_FLIGHT, STATUS_HUMANIZED, SUCCESS
 from dbt_cloud_local.runs.workspace import RunWorkspace
@@ -29,16 +41,40 @@ from dbt_cloud_local.runs.workspace import RunWorkspace
 RETRYABLE_COMMANDS = frozenset(
     {"build", "compile", "clone", "generate", "seed", "snapshot", "test", "run", "run-operation"}
 )
-DOCS_GENERATE = PlannedStep(command="dbt docs generate", args=("docs", "generate"))
 
 
-def plan_run(job: Job, steps: Sequence[Step] | None, generate_docs: bool) -> tuple[PlannedStep, ...]:
-    """The job's steps (or the ``steps_override``), then ``dbt docs generate`` if asked and not there."""
+def plan_run(
+    job: Job, steps: Sequence[Step] | None, generate_docs: bool, generate_sources: bool = False
+) -> tuple[PlannedStep, ...]:
+    """
+    Every step of a run of ``job``: the built-in steps, ``dbt source freshness`` first if the job
+    runs it, the job's commands (or ``steps_override``), then ``dbt docs generate`` if asked. Like
+    dbt Cloud, the checkbox steps come with a ``steps_override`` too; a command already listed is not
+    added twice. A job without commands runs the built-in steps (and checkbox steps) only.
+    """
     chosen = list(steps) if steps is not None else [parse_step(command) for command in job.execute_steps]
-    plan = [PlannedStep.from_step(step) for step in chosen]
-    if generate_docs and not any(step.is_docs_generate for step in chosen):
-        plan.append(DOCS_GENERATE)
-    return tuple(plan)
+    commands = [PlannedStep.from_step(step) for step in chosen]
+    freshness = generate_sources and not any(step.args[:2] == ("source", "freshness") for step in chosen)
+    docs = generate_docs and not any(step.is_docs_generate for step in chosen)
+    return (
+        *BUILT_IN_STEPS,
+        *([SOURCE_FRESHNESS_STEP] if freshness else []),
+        *commands,
+        *([DOCS_GENERATE_STEP] if docs else []),
+    )
+
+
+def numbered_plan(run: RunRecord, steps: Sequence[StepRecord]) -> tuple[PlannedStep, ...]:
+    """
+    ``run``'s plan with entry ``n`` as its step ``n + 1``. A plan an older server stored lacks the
+    built-in steps: if that server also executed it, its steps were numbered from its first command,
+    and so is the plan; if it is still to run, it gets the built-in steps it will run with.
+    """
+    if run.plan and run.plan[0].kind == CLONE:
+        return run.plan
+    if steps and steps[0].name != CLONE_STEP_NAME:
+        return run.plan
+    return with_built_in_steps(run.plan)
 
 
 def retryable(results: Path) -> bool:
@@ -54,15 +90,16 @@ def plan_rerun(
     failed_run: RunRecord, steps: Sequence[StepRecord], workspace: RunWorkspace
 ) -> tuple[PlannedStep, ...]:
     """
-    The plan that resumes ``failed_run`` (an errored run) from its first failed step.
+    The plan that resumes ``failed_run`` (an errored run) from its failed step.
 
     ``steps`` are the steps the failed run executed and ``workspace`` its files, where the failed
-    step's ``run_results.json`` is looked for. A run that failed before any step failed (packages
-    did not install, the server stopped) is run again from the start.
+    step's ``run_results.json`` is looked for. A run that failed before a command failed (in a built-in
+    step, or the server stopped) is run again from the start.
     """
-    failed = next((step for step in steps if step.status == ERROR), None)
-    if failed is None:
-        return failed_run.plan
+    plan = numbered_plan(failed_run, steps)
+    failed = failed_step(ERROR, steps)
+    if failed is None or not 1 <= failed.index <= len(plan) or plan[failed.index - 1].built_in:
+        return with_built_in_steps(plan)
     position = failed.index - 1
     if retryable(workspace.target(failed.index) / "run_results.json"):
         first = PlannedStep(
@@ -71,8 +108,8 @@ def plan_rerun(
             retry_of=RetrySource(run_id=failed_run.id, step=failed.index),
         )
     else:
-        first = failed_run.plan[position]
-    return (first, *failed_run.plan[position + 1 :])
+        first = plan[position]
+    return (*BUILT_IN_STEPS, first, *plan[position + 1 :])
 
 
 def rerun_trigger(failed_run: RunRecord, cause: str | None = None) -> RunTrigger:
@@ -102,9 +139,15 @@ class RetryRefused(Exception):
         self.refusal = refusal
 
 
-def failed_step(steps: Sequence[StepRecord]) -> StepRecord | None:
-    """The step that ended a run: its first errored step (None when no step failed)."""
-    return next((step for step in steps if step.status == ERROR), None)
+def failed_step(status: int, steps: Sequence[StepRecord]) -> StepRecord | None:
+    """
+    The step that ended a run that errored (None for any other run): its last errored step. A run
+    ends at its first failing step, except for the checkbox steps (source freshness, docs), whose
+    failure does not end it: an errored freshness step may come before the step that failed the run.
+    """
+    if status != ERROR:
+        return None
+    return next((step for step in reversed(steps) if step.status == ERROR), None)
 
 
 def retry_refusal(
@@ -146,7 +189,7 @@ def retry_refusal(
             f"Run {run_id} cannot be retried: it is not the most recent run of job {job_id} "
             f"(run {latest_run_id} is); retry run {latest_run_id} if it failed, or {trigger}",
         )
-    failed = failed_step(steps)
+    failed = failed_step(status, steps)
     results = workspace.target(failed.index) / "run_results.json" if failed is not None else None
     if results is None or not results.is_file():
         return RetryRefusal(
@@ -164,9 +207,11 @@ def retry_refusal(
     return None
 
 
-def failure_details(plan: Sequence[PlannedStep], steps: Sequence[StepRecord]) -> tuple[str | None, list[str]]:
+def failure_details(run: RunRecord, steps: Sequence[StepRecord]) -> tuple[str | None, list[str]]:
     """``RunFailureDetails``: the failed step's name and the names of the planned steps it skipped."""
-    failed = failed_step(steps)
+    failed = failed_step(run.status, steps)
     if failed is None:
         return None, []
-    return failed.name, [f"Invoke dbt with `{step.command}`" for step in plan[failed.index :]]
+    plan = numbered_plan(run, steps)
+    override = run.trigger.schema_override
+    return failed.name, [step_name(step, override) for step in plan[failed.index :]]

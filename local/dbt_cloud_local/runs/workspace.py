@@ -3,12 +3,13 @@ The files of one run under ``<data-dir>/runs/<run_id>/``.
 
 Layout::
 
-    project/              isolated working copy of the dbt project (no target/, logs/, dbt_packages/)
-    deps.log              output of ``dbt deps`` (only when the project declares packages)
-    deps-logs/            dbt's log path for ``dbt deps``
+    project/              isolated working copy of the dbt project (no target/, logs/, dbt_packages/):
+                          step 1 (``Clone git repository``) makes it
+    profile/profiles.yml  the run's profile, written by step 2 (``Create profile from connection``)
     steps/<n>/target/     dbt's target path for step n (manifest.json, run_results.json, ...)
     steps/<n>/logs/       dbt's log path for step n (dbt.log: the debug log)
-    steps/<n>/console.log dbt's console output for step n (the run step's ``logs``)
+    steps/<n>/console.log the output of step n (the run step's ``logs``): dbt's console, or what the
+                          clone and profile steps did
 
 Artifact paths from clients are resolved strictly inside ``steps/<n>/target``.
 """
@@ -46,12 +47,9 @@ class RunWorkspace:
         self.project = self.root / "project"
 
     @property
-    def deps_log(self) -> Path:
-        return self.root / "deps.log"
-
-    @property
-    def deps_logs(self) -> Path:
-        return self.root / "deps-logs"
+    def profile_dir(self) -> Path:
+        """Where the run's ``profiles.yml`` is (``DBT_PROFILES_DIR`` of its dbt processes)."""
+        return self.root / "profile"
 
     def step_dir(self, index: int) -> Path:
         return self.root / "steps" / str(index)
@@ -68,22 +66,37 @@ class RunWorkspace:
     def debug_log(self, index: int) -> Path:
         return self.logs(index) / "dbt.log"
 
-    def prepare(self, source: Path) -> None:
-        """Copy the dbt project into ``project/`` (symlinks are copied as links, never followed)."""
+    def prepare(self, source: Path) -> list[str]:
+        """
+        Copy the dbt project into ``project/`` (symlinks are copied as links, never followed); return
+        what was done, as log lines for the run's clone step.
+        """
         if self.project.exists():
             shutil.rmtree(self.project)
         self.root.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, self.project, symlinks=True, ignore=shutil.ignore_patterns(*COPY_IGNORE))
+        files = [path for path in self.project.rglob("*") if path.is_file() and not path.is_symlink()]
+        size = sum(path.stat().st_size for path in files)
+        return [
+            f"Cloning the dbt project {source}",
+            "  (the local dbt Cloud copies the project folder as it is: no git remote, no commit)",
+            f"  into the run's working copy {self.project}",
+            f"  without {', '.join(COPY_IGNORE)}, as a fresh checkout has none",
+            f"Copied {len(files)} files ({size / 1024:.1f} KiB)",
+        ]
 
     def prepare_step(self, index: int) -> None:
         self.target(index).mkdir(parents=True, exist_ok=True)
         self.logs(index).mkdir(parents=True, exist_ok=True)
 
     def carry_partial_parse(self, index: int) -> None:
-        """Seed step ``index`` with the previous step's parse cache, so only step 1 parses from scratch."""
-        previous = self.target(index - 1) / "partial_parse.msgpack"
-        if index > 1 and previous.exists():
-            shutil.copyfile(previous, self.target(index) / "partial_parse.msgpack")
+        """Seed step ``index`` with the latest earlier step's parse cache, so only the first step that
+        parses the project does it from scratch."""
+        for earlier in range(index - 1, 0, -1):
+            cache = self.target(earlier) / "partial_parse.msgpack"
+            if cache.exists():
+                shutil.copyfile(cache, self.target(index) / "partial_parse.msgpack")
+                return
 
     def list_artifacts(self, index: int) -> list[str]:
         target = self.target(index)

@@ -156,22 +156,28 @@ class JobRepository(Mapping[int, Job]):
         return project_id, environment_id
 
     def create(self, account_id: int, body: Mapping[str, Any]) -> Job:
-        """``POST .../jobs/``: name, environment_id and execute_steps are required."""
-        for key in ("name", "environment_id", "execute_steps"):
+        """
+        ``POST .../jobs/``: ``name`` and ``environment_id`` are required (``project_id`` and
+        ``account_id``, when sent, must match them); every field not sent gets dbt Cloud's default
+        (``job_definition.DEFAULTS``), as dbt Cloud accepts a job of only account, project,
+        environment and name (dagster-dbt creates its ad hoc jobs so, and runs them with
+        ``steps_override``). A job without commands runs dbt Cloud's built-in steps only.
+        """
+        for key in ("name", "environment_id"):
             if body.get(key) is None:
                 raise FieldError(key, "is required to create a job", f"send {key}")
         project_id, environment_id = self._placement(account_id, body, None)
         name = fields.text(body["name"], "name", maximum=MAX_NAME_LENGTH, allow_empty=False)
         definition = merge_definition(body, DEFAULTS)
-        if body.get("state", ACTIVE) != ACTIVE:
-            raise FieldError("state", f"is {body.get('state')!r} for a new job", "create jobs with state 1")
+        if body.get("state", ACTIVE) not in (ACTIVE, DELETED):
+            raise FieldError("state", f"is {body.get('state')!r}"[:200], "use 1 (active) or 2 (deleted)")
         job_id = self.store.insert_job(
             None,
             account_id=account_id,
             project_id=project_id,
             environment_id=environment_id,
             name=name,
-            state=ACTIVE,
+            state=body.get("state", ACTIVE),
             definition=definition,
         )
         return self[job_id]

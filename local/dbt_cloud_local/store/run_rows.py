@@ -6,14 +6,71 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from dbt_cloud_local.model.records import RunRecord, StepRecord
 from dbt_cloud_local.model.statuses import QUEUED, RUNNING
 from dbt_cloud_local.store.sqlite import Database, decoded, utcnow
 
-#: Sort keys the runs list accepts (``-`` prefix for descending).
+#: Sort keys the runs list accepts (``-`` prefix for descending): the spec's ``id``, ``created_at`` and
+#: ``finished_at``, and ``updated_at``, ``status``.
 RUN_ORDER_FIELDS = frozenset({"id", "created_at", "finished_at", "updated_at", "status"})
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """
+    Which runs a list keeps; a field left None keeps every run, an empty set none. Timestamps are
+    ISO strings in UTC in the store's form (``utcnow``), so they compare as text; a range keeps both
+    ends, either of which may be open (None), and never a run without that timestamp.
+    """
+
+    ids: frozenset[int] | None = None
+    id_above: int | None = None
+    job_ids: frozenset[int] | None = None
+    project_ids: frozenset[int] | None = None
+    environment_ids: frozenset[int] | None = None
+    statuses: frozenset[int] | None = None
+    created: tuple[str | None, str | None] | None = None
+    finished: tuple[str | None, str | None] | None = None
+    has_docs_generated: bool | None = None
+    has_sources_generated: bool | None = None
+    #: A filter no run can match (e.g. ``deferring_run_id``: no local run defers to another).
+    nothing: bool = False
+
+    def where(self) -> tuple[list[str], list[Any]]:
+        """SQL conditions and their parameters."""
+        where: list[str] = ["0"] if self.nothing else []
+        params: list[Any] = []
+        for column, allowed in (
+            ("id", self.ids),
+            ("job_id", self.job_ids),
+            ("project_id", self.project_ids),
+            ("environment_id", self.environment_ids),
+            ("status", self.statuses),
+        ):
+            if allowed is not None:
+                where.append(f"{column} IN ({', '.join('?' for _ in allowed)})" if allowed else "0")
+                params.extend(sorted(allowed))
+        if self.id_above is not None:
+            where.append("id > ?")
+            params.append(self.id_above)
+        for column, bounds in (("created_at", self.created), ("finished_at", self.finished)):
+            if bounds is not None:
+                where.append(f"{column} IS NOT NULL")
+                for operator, bound in zip((">=", "<="), bounds, strict=True):
+                    if bound is not None:
+                        where.append(f"{column} {operator} ?")
+                        params.append(bound)
+        for column, flag in (
+            ("has_docs_generated", self.has_docs_generated),
+            ("has_sources_generated", self.has_sources_generated),
+        ):
+            if flag is not None:
+                where.append(f"{column} = ?")
+                params.append(int(flag))
+        return where, params
 
 
 class RunRows(Database):
@@ -85,26 +142,14 @@ class RunRows(Database):
         self,
         *,
         account_id: int,
-        job_id: int | None = None,
-        project_id: int | None = None,
-        environment_id: int | None = None,
-        statuses: list[int] | None = None,
+        filters: RunFilter = RunFilter(),
         order_by: str = "id",
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
-        where, params = ["account_id = ?"], [account_id]
-        for column, value in (
-            ("job_id", job_id),
-            ("project_id", project_id),
-            ("environment_id", environment_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if statuses:
-            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
-            params.extend(statuses)
+        """One page of the account's runs that ``filters`` keep, and how many it keeps in all."""
+        conditions, params = filters.where()
+        where, params = ["account_id = ?", *conditions], [account_id, *params]
         descending = order_by.startswith("-")
         column = order_by.lstrip("-")
         if column not in RUN_ORDER_FIELDS:

@@ -226,8 +226,10 @@ def _assert_the_rerun_ran_only_failed_and_skipped_nodes(stack: BrowserStack, run
     assert FAILED_MODEL in expected
     assert any(status in {"success", "pass"} for status in original_results.values())
 
-    assert rerun["run_steps"][0]["name"] == "Invoke dbt with `dbt retry`", rerun["run_steps"]
-    executed = stack.run_results(rerun["id"], 1)
+    # dbt Cloud's steps 1 to 3 (clone, profile, deps), then the retry as the first command: step 4.
+    retry_step = rerun["run_steps"][3]
+    assert (retry_step["index"], retry_step["name"]) == (4, "Invoke dbt with `dbt retry`"), rerun["run_steps"]
+    executed = stack.run_results(rerun["id"], retry_step["index"])
     assert set(executed) == expected, (
         "the rerun executed exactly the failed and skipped nodes; "
         f"extra: {sorted(set(executed) - expected)}, missing: {sorted(expected - set(executed))}"

@@ -4,8 +4,10 @@
 
 Loads the demo's raw data into a scratch DuckDB file, runs job 1 (``dbt seed``, ``dbt build``, docs)
 once as is (``good``) and once with ``DBT_FAIL_MODEL=stg_orders`` (``failed``), and stores, per run,
-its steps (name and dbt's own ``Done. PASS=…`` line from the step's log), each step's run_results.json
-(pruned to what the report reads) and the build step's manifest.json (pruned to each node's relation).
+its steps as dbt Cloud numbers them (index, name and dbt's own ``Done. PASS=…`` line from the step's
+log: steps 1 to 3 are the clone, profile and ``dbt deps`` steps), the run_results.json of each step
+that wrote one (pruned to what the report reads) and the build step's manifest.json (pruned to each
+node's relation).
 """
 
 from __future__ import annotations
@@ -81,7 +83,10 @@ def main() -> int:
                     )
                     artifacts = f"/api/v2/accounts/1/runs/{run['id']}/artifacts/"
                     params = {"step": step["index"]}
-                    results = client.get(artifacts + "run_results.json", params=params).json()
+                    response = client.get(artifacts + "run_results.json", params=params)
+                    if response.status_code == 404:  # the clone, profile and deps steps write none
+                        continue
+                    results = response.json()
                     (folder / f"step{step['index']}_run_results.json").write_text(
                         json.dumps(prune_run_results(results), indent=1) + "\n"
                     )

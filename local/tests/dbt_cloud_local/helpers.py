@@ -177,14 +177,14 @@ def run_async_probe(server: LocalDbtCloud, run_id: int, retry_limit: int = 1) ->
 
 # The official OpenAPI specs, as data ---------------------------------------------------------------
 
-SPEC_DIR = Path("/work/shared/reference/dbt-cloud-openapi")
-if not SPEC_DIR.exists():  # the specs also live next to the repository in CI checkouts
-    SPEC_DIR = Path(__file__).resolve().parents[4] / "shared" / "reference" / "dbt-cloud-openapi"
+#: The prose-free copy of dbt Cloud's official specs (specs/SOURCE.md; ``make specs`` regenerates it).
+SPEC_DIR = Path(__file__).resolve().parent / "specs"
+SPEC_VERSIONS = ("v2", "v3")
 
 
 @functools.cache
 def spec(version: str) -> dict[str, Any]:
-    return yaml.safe_load((SPEC_DIR / f"openapi-{version}.yaml").read_text())
+    return json.loads((SPEC_DIR / f"openapi-{version}.json").read_text())
 
 
 def _nullable(node: Any) -> Any:

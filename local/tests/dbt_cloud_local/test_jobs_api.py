@@ -106,6 +106,68 @@ def test_create_read_update_delete(client: httpx.Client) -> None:
         assert_error_envelope(refused, 404, f"Job {job['id']} not found")
 
 
+#: What dagster-dbt sends to create its ad hoc job (``DbtCloudWorkspaceClient.create_job``): no
+#: commands, settings, triggers, schedule or execution; it runs the job with ``steps_override``.
+MINIMAL_JOB = {
+    "account_id": 1,
+    "project_id": 1,
+    "environment_id": 1,
+    "name": "DAGSTER_ADHOC_JOB__1__1",
+    "description": "A job that runs dbt models, sources, and tests.",
+    "job_type": "other",
+}
+
+
+def test_a_minimal_job_gets_dbt_clouds_defaults_and_runs_with_steps_override(
+    client: httpx.Client, jobs_server: LocalDbtCloud
+) -> None:
+    response = client.post(JOBS, json=MINIMAL_JOB)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    validate_against_spec("v2", {"$ref": "#/components/schemas/HumanReadableJobDefinitionEnveloped"}, body)
+    job = body["data"]
+    assert (job["name"], job["description"], job["job_type"], job["state"]) == (
+        MINIMAL_JOB["name"],
+        MINIMAL_JOB["description"],
+        "other",
+        1,
+    )
+    assert job["execute_steps"] == []
+    assert job["settings"] == {"threads": 4, "target_name": "default"}
+    assert job["execution"] == {"timeout_seconds": 0}
+    assert job["triggers"] == {
+        "github_webhook": False,
+        "schedule": False,
+        "git_provider_webhook": False,
+        "on_merge": False,
+        "custom_branch_only": False,
+    }
+    assert (job["schedule"]["cron"], job["schedule"]["date"]["type"], job["schedule"]["time"]["type"]) == (
+        "0 * * * *",
+        "every_day",
+        "every_hour",
+    )
+    assert (job["generate_docs"], job["run_generate_sources"], job["dbt_version"]) == (False, False, None)
+    assert (job["lifecycle_webhooks"], job["run_compare_changes"], job["run_lint"]) == (False, False, False)
+    assert (job["errors_on_lint_failure"], job["compare_changes_flags"]) == (True, "--select state:modified")
+    try:
+        run = client.post(
+            f"{JOBS}{job['id']}/run/",
+            json={"cause": "Triggered by dagster.", "steps_override": ["dbt seed --select raw_customers"]},
+        )
+        assert run.status_code == 200, run.text
+        finished = wait_for_status(jobs_server, run.json()["data"]["id"])
+        assert finished["status"] == 10, finished["status_message"]
+        assert [(step["index"], step["name"]) for step in finished["run_steps"]] == [
+            (1, "Clone git repository"),
+            (2, "Create profile from connection DuckDB"),
+            (3, "Invoke dbt with `dbt deps`"),
+            (4, "Invoke dbt with `dbt seed --select raw_customers`"),
+        ]
+    finally:
+        client.delete(f"{JOBS}{job['id']}/")
+
+
 def test_update_with_state_2_deletes_like_dbt_cloud(client: httpx.Client) -> None:
     job = create(client, name="Deleted by state")
     response = client.post(f"{JOBS}{job['id']}/", json={"state": 2})
@@ -121,7 +183,7 @@ def test_update_with_state_2_deletes_like_dbt_cloud(client: httpx.Client) -> Non
         ({"environment_id": 99}, ["environment_id", "unknown environment 99", "[1, 2]"]),
         ({"project_id": 7}, ["project_id", "belongs to project 1"]),
         ({"account_id": 2}, ["account_id", "URL names account 1"]),
-        ({"execute_steps": []}, ["execute_steps", "non-empty list"]),
+        ({"execute_steps": "dbt build"}, ["execute_steps", "must be a list"]),
         ({"execute_steps": ["rm -rf /"]}, ["execute_steps[0]", "dbt"]),
         ({"execute_steps": ["dbt build", 7]}, ["execute_steps[1]", "string"]),
         ({"settings": {"threads": "four"}}, ["settings.threads", "integer"]),
@@ -132,7 +194,8 @@ def test_update_with_state_2_deletes_like_dbt_cloud(client: httpx.Client) -> Non
         ({"generate_docs": 1}, ["generate_docs", "true or false"]),
         ({"execution": {"timeout_seconds": -1}}, ["execution.timeout_seconds"]),
         ({"cost_optimization_features": ["faster"]}, ["cost_optimization_features[0]"]),
-        ({"state": 2}, ["state", "state 1"]),
+        ({"state": 3}, ["state", "1 (active) or 2 (deleted)"]),
+        ({"environment_id": None}, ["environment_id", "is required"]),
     ],
 )
 def test_invalid_jobs_are_refused_naming_the_field(

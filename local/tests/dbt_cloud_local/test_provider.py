@@ -109,27 +109,31 @@ def test_trigger_and_wait_then_artifacts_per_step(
     assert run["is_success"]
     assert run["has_docs_generated"]
     assert run["trigger"]["cause"] == "conformance test"
-    assert [step["name"] for step in run["run_steps"]] == [
-        "Invoke dbt with `dbt seed`",
-        "Invoke dbt with `dbt build --exclude tag:slow`",
-        "Invoke dbt with `dbt docs generate`",
+    # dbt Cloud's steps: clone, profile, deps, then the job's commands from step 4, docs last.
+    assert [(step["index"], step["name"]) for step in run["run_steps"]] == [
+        (1, "Clone git repository"),
+        (2, "Create profile from connection DuckDB"),
+        (3, "Invoke dbt with `dbt deps`"),
+        (4, "Invoke dbt with `dbt seed`"),
+        (5, "Invoke dbt with `dbt build --exclude tag:slow`"),
+        (6, "Invoke dbt with `dbt docs generate`"),
     ]
-    assert "Completed successfully" in run["run_steps"][1]["logs"]
+    assert "Completed successfully" in run["run_steps"][4]["logs"]
 
-    # Artifacts are per step; the default is the last step.
+    # Artifacts are per step; the default is the last step (docs generate: catalog.json).
     assert "catalog.json" in hook.list_job_run_artifacts(run_id=run_id).json()["data"]
-    seed_results = hook.get_job_run_artifact(run_id=run_id, path="run_results.json", step=1).json()
+    seed_results = hook.get_job_run_artifact(run_id=run_id, path="run_results.json", step=4).json()
     assert {result["unique_id"].split(".")[0] for result in seed_results["results"]} == {"seed"}
-    build_results = hook.get_job_run_artifact(run_id=run_id, path="run_results.json", step=2).json()
+    build_results = hook.get_job_run_artifact(run_id=run_id, path="run_results.json", step=5).json()
     assert "model.jaffle_shop.customers" in {result["unique_id"] for result in build_results["results"]}
-    assert "catalog.json" not in hook.list_job_run_artifacts(run_id=run_id, step=2).json()["data"]
+    assert "catalog.json" not in hook.list_job_run_artifacts(run_id=run_id, step=5).json()["data"]
 
     artifact_operator = DbtCloudGetJobRunArtifactOperator(
         task_id="artifact_operator",
         dbt_cloud_conn_id=CONN_ID,
         run_id=run_id,
         path="manifest.json",
-        step=2,
+        step=5,
         output_file_name=str(tmp_path / "manifest.json"),
     )
     written, _ = run_operator(artifact_operator)
@@ -160,7 +164,7 @@ def test_failure_logs_failed_step_then_rerun_from_failure(
     failed_run_id = operator.run_id
     # Airflow 3 logs through structlog to the console, so read the hook's log from the captured output.
     hook_log = "".join(capsys.readouterr())
-    assert "dbt Cloud failed step — step 1: Invoke dbt with `dbt build --select tag:hourly`" in hook_log
+    assert "dbt Cloud failed step — step 4: Invoke dbt with `dbt build --select tag:hourly`" in hook_log
     assert "DBT_FAIL_MODEL asked model stg_orders to fail" in hook_log
     failed = hook.get_job_run(run_id=failed_run_id, include_related=["run_steps"]).json()["data"]
     assert failed["is_error"]
@@ -174,7 +178,12 @@ def test_failure_logs_failed_step_then_rerun_from_failure(
     assert retried["status"] == DbtCloudJobRunStatus.SUCCESS.value
     assert retried["retrying_run_id"] == failed_run_id
     assert retried["trigger"]["cause_category"] == "rerun"
-    assert [step["name"] for step in retried["run_steps"]] == ["Invoke dbt with `dbt retry`"]
+    assert [step["name"] for step in retried["run_steps"]] == [
+        "Clone git repository",
+        "Create profile from connection DuckDB",
+        "Invoke dbt with `dbt deps`",
+        "Invoke dbt with `dbt retry`",
+    ]
     results = hook.get_job_run_artifact(run_id=retried_run_id, path="run_results.json").json()
     rerun_nodes = {result["unique_id"] for result in results["results"]}
     # Only the failed model and what it had skipped; stg_customers and stg_payments had succeeded.
@@ -237,7 +246,7 @@ def test_reuse_in_flight_run_then_cancel(server: LocalDbtCloud, hook: DbtCloudHo
     cancelled = wait_for_status(server, first["id"], timeout=30)
     assert cancelled["status"] == 30
     assert cancelled["is_cancelled"]
-    assert cancelled["run_steps"][0]["status"] == 30
+    assert cancelled["run_steps"][-1]["status"] == 30
     assert processes_in(server.data_dir / "runs" / str(first["id"])) == []
     sensor = DbtCloudJobRunSensor(task_id="sensor", dbt_cloud_conn_id=CONN_ID, run_id=first["id"])
     with pytest.raises(DbtCloudJobRunException, match="has been cancelled"):

@@ -44,7 +44,8 @@ def set_fail_model(server: LocalDbtCloud, model: str | None) -> None:
 
 
 def failed_run(server: LocalDbtCloud) -> dict[str, Any]:
-    """A finished run of job 2 whose second step failed on stg_orders (its third step was skipped)."""
+    """A finished run of job 2 whose second command (step 5) failed on stg_orders; its third command
+    (step 6) was skipped."""
     set_fail_model(server, "stg_orders")
     try:
         run = wait_for_status(server, trigger(server, 2, steps_override=FAILING_STEPS)["id"])
@@ -99,13 +100,16 @@ def test_retry_resumes_a_failed_latest_run_from_the_failed_step(srv: LocalDbtClo
 
     done = wait_for_status(srv, retry["id"])
     assert done["status"] == SUCCESS, done["status_message"]
-    assert [step["name"] for step in done["run_steps"]] == [
-        "Invoke dbt with `dbt retry`",
-        "Invoke dbt with `dbt run --select tag:daily`",
+    assert [(step["index"], step["name"]) for step in done["run_steps"]] == [
+        (1, "Clone git repository"),
+        (2, "Create profile from connection DuckDB"),
+        (3, "Invoke dbt with `dbt deps`"),
+        (4, "Invoke dbt with `dbt retry`"),
+        (5, "Invoke dbt with `dbt run --select tag:daily`"),
     ]
     with srv.client() as client:
         results = client.get(
-            f"/api/v2/accounts/1/runs/{retry['id']}/artifacts/run_results.json", params={"step": 1}
+            f"/api/v2/accounts/1/runs/{retry['id']}/artifacts/run_results.json", params={"step": 4}
         ).json()
     nodes = {result["unique_id"] for result in results["results"]}
     # Only the failed model and what it had skipped; stg_customers and stg_payments had succeeded.

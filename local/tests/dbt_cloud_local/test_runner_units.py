@@ -4,13 +4,15 @@ Unit tests of the runner's parts, without a server and without real dbt.
 * queueing: ``select_runs_to_start`` (the pure policy) and the ``Dispatcher`` applying it to a store;
 * rerun planning: which steps ``/rerun/`` executes, given the failed run's steps and run results;
 * cancellation: ``ProcessSupervisor`` against real short-lived processes (SIGTERM, then SIGKILL);
-* execution: ``RunManager`` end to end with a fake ``dbt`` script, including a cancel during
-  ``dbt deps``, which used to run outside the supervised path and ignored cancels.
+* execution: ``RunManager`` end to end with a fake ``dbt`` script: dbt Cloud's steps (clone, profile,
+  ``dbt deps``) before the commands, a failure in any of them, checkbox steps that fail without
+  failing the run, and a cancel during ``dbt deps``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,14 +26,21 @@ import pytest
 
 from dbt_cloud_local.config.settings import Config, ServerSettings
 from dbt_cloud_local.faults import FaultSettings
+from dbt_cloud_local.model.anatomy import (
+    BUILT_IN_STEPS,
+    DOCS_GENERATE_STEP,
+    SOURCE_FRESHNESS_STEP,
+    invoke_name,
+    step_name,
+)
 from dbt_cloud_local.model.commands import parse_step
 from dbt_cloud_local.model.records import PlannedStep, RetrySource, RunRecord, RunTrigger, StepRecord
 from dbt_cloud_local.model.resources import Account, Environment, Job, Project
 from dbt_cloud_local.model.statuses import CANCELLED, ERROR, QUEUED, RUNNING, STARTING, SUCCESS
 from dbt_cloud_local.runs.dispatch import ActiveRun, Dispatcher, QueuedRun, resources, select_runs_to_start
-from dbt_cloud_local.runs.environment import apply_schema_override, run_environment, warehouse_path
+from dbt_cloud_local.runs.environment import run_environment, warehouse_path, write_run_profile
 from dbt_cloud_local.runs.manager import RunManager
-from dbt_cloud_local.runs.plan import plan_rerun, plan_run, rerun_trigger
+from dbt_cloud_local.runs.plan import failure_details, plan_rerun, plan_run, rerun_trigger
 from dbt_cloud_local.runs.recovery import SERVER_STOPPED_MESSAGE
 from dbt_cloud_local.runs.supervisor import Outcome, ProcessSupervisor, kill_leftover
 from dbt_cloud_local.runs.workspace import RunWorkspace
@@ -86,6 +95,9 @@ def make_config(
     env: dict[str, str] | None = None,
     steps: tuple[str, ...] = ("dbt seed", "dbt run", "dbt test"),
     packages: bool = False,
+    profiles: bool = True,
+    generate_docs: bool = False,
+    run_generate_sources: bool = False,
     timeout_seconds: int = 0,
     run_slots: int = 2,
     grace: float = 5.0,
@@ -93,6 +105,8 @@ def make_config(
     project = tmp_path / "project"
     project.mkdir(parents=True, exist_ok=True)
     (project / "dbt_project.yml").write_text("name: p\n")
+    if profiles:
+        (project / "profiles.yml").write_text("p:\n  target: dev\n  outputs:\n    dev: {type: duckdb}\n")
     if packages:
         (project / "packages.yml").write_text("packages: []\n")
     dbt = tmp_path / "fake-dbt"
@@ -118,8 +132,8 @@ def make_config(
         name="job",
         description="",
         execute_steps=steps,
-        generate_docs=False,
-        run_generate_sources=False,
+        generate_docs=generate_docs,
+        run_generate_sources=run_generate_sources,
         threads=None,
         target_name=None,
         timeout_seconds=timeout_seconds,
@@ -294,7 +308,12 @@ def test_dispatcher_claims_queued_runs_from_the_store_in_order(tmp_path: Path) -
 
 # Rerun planning -----------------------------------------------------------------------------------
 
-PLAN = tuple(PlannedStep.from_step(parse_step(command)) for command in ("dbt seed", "dbt run", "dbt test"))
+COMMANDS = tuple(
+    PlannedStep.from_step(parse_step(command)) for command in ("dbt seed", "dbt run", "dbt test")
+)
+#: A run's plan: steps 1-3 are dbt Cloud's (clone, profile, deps), the commands are steps 4, 5, 6.
+PLAN = (*BUILT_IN_STEPS, *COMMANDS)
+SEED, RUN, TEST = COMMANDS
 
 
 def failed_run(plan: tuple[PlannedStep, ...] = PLAN, run_id: int = 7) -> RunRecord:
@@ -320,16 +339,19 @@ def failed_run(plan: tuple[PlannedStep, ...] = PLAN, run_id: int = 7) -> RunReco
     )
 
 
-def steps_ending_in_failure(run_id: int, failed_index: int) -> list[StepRecord]:
+def executed(
+    run_id: int, failed_index: int, plan: tuple[PlannedStep, ...] = PLAN, errored: tuple[int, ...] = ()
+) -> list[StepRecord]:
+    """The steps a run executed up to ``failed_index``, which failed (and ``errored`` checkbox steps)."""
     return [
         StepRecord(
             id=index,
             run_id=run_id,
             index=index,
-            name=f"step {index}",
-            command=PLAN[index - 1].command,
-            args=PLAN[index - 1].args,
-            status=ERROR if index == failed_index else SUCCESS,
+            name=step_name(plan[index - 1]),
+            command=plan[index - 1].command,
+            args=plan[index - 1].args,
+            status=ERROR if index == failed_index or index in errored else SUCCESS,
             pid=None,
             exit_code=1 if index == failed_index else 0,
         )
@@ -344,11 +366,12 @@ def write_results(workspace: RunWorkspace, index: int, text: str) -> None:
 
 def test_rerun_retries_the_failed_step_from_its_results_then_runs_the_rest(tmp_path: Path) -> None:
     workspace = RunWorkspace(tmp_path, 7)
-    write_results(workspace, 2, '{"args": {"which": "run"}, "results": []}')
-    plan = plan_rerun(failed_run(), steps_ending_in_failure(7, 2), workspace)
+    write_results(workspace, 5, '{"args": {"which": "run"}, "results": []}')
+    plan = plan_rerun(failed_run(), executed(7, 5), workspace)
     assert plan == (
-        PlannedStep("dbt retry", ("retry",), RetrySource(run_id=7, step=2)),
-        PLAN[2],
+        *BUILT_IN_STEPS,
+        PlannedStep("dbt retry", ("retry",), RetrySource(run_id=7, step=5)),
+        TEST,
     )
 
 
@@ -365,24 +388,57 @@ def test_without_usable_results_the_failed_step_reruns_as_planned(
 ) -> None:
     workspace = RunWorkspace(tmp_path, 7)
     if results is not None:
-        write_results(workspace, 2, results)
-    assert plan_rerun(failed_run(), steps_ending_in_failure(7, 2), workspace) == PLAN[1:]
+        write_results(workspace, 5, results)
+    assert plan_rerun(failed_run(), executed(7, 5), workspace) == (*BUILT_IN_STEPS, RUN, TEST)
 
 
-def test_a_run_that_failed_before_any_step_failed_reruns_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("failed_index", [1, 2, 3])
+def test_a_run_that_failed_in_a_built_in_step_reruns_everything(tmp_path: Path, failed_index: int) -> None:
     workspace = RunWorkspace(tmp_path, 7)
-    assert plan_rerun(failed_run(), [], workspace) == PLAN
-    assert plan_rerun(failed_run(), steps_ending_in_failure(7, 1)[:0], workspace) == PLAN
+    assert plan_rerun(failed_run(), executed(7, failed_index), workspace) == PLAN
+    assert plan_rerun(failed_run(), [], workspace) == PLAN, "stopped before any step"
 
 
 def test_a_failed_retry_without_new_results_retries_again_from_the_earlier_results(tmp_path: Path) -> None:
-    earlier = PlannedStep("dbt retry", ("retry",), RetrySource(run_id=3, step=2))
+    earlier = PlannedStep("dbt retry", ("retry",), RetrySource(run_id=3, step=5))
+    retry_plan = (*BUILT_IN_STEPS, earlier, TEST)
     plan = plan_rerun(
-        failed_run(plan=(earlier, PLAN[2]), run_id=8),
-        steps_ending_in_failure(8, 1),
-        RunWorkspace(tmp_path, 8),
+        failed_run(plan=retry_plan, run_id=8), executed(8, 4, retry_plan), RunWorkspace(tmp_path, 8)
     )
-    assert plan == (earlier, PLAN[2])
+    assert plan == retry_plan
+
+
+def test_a_failed_checkbox_step_before_the_failure_is_not_the_failed_step(tmp_path: Path) -> None:
+    """Source freshness (step 4) failed without failing the run; `dbt run` (step 6) failed it."""
+    plan = (*BUILT_IN_STEPS, SOURCE_FRESHNESS_STEP, *COMMANDS, DOCS_GENERATE_STEP)
+    workspace = RunWorkspace(tmp_path, 7)
+    write_results(workspace, 6, '{"args": {"which": "run"}, "results": []}')
+    steps = executed(7, 6, plan, errored=(4,))
+    rerun = plan_rerun(failed_run(plan=plan), steps, workspace)
+    assert rerun == (
+        *BUILT_IN_STEPS,
+        PlannedStep("dbt retry", ("retry",), RetrySource(7, 6)),
+        TEST,
+        DOCS_GENERATE_STEP,
+    )
+    assert failure_details(failed_run(plan=plan), steps) == (
+        invoke_name("dbt run"),
+        [invoke_name("dbt test"), invoke_name("dbt docs generate")],
+    )
+
+
+def test_a_run_numbered_by_an_older_server_is_resumed_by_its_own_numbers(tmp_path: Path) -> None:
+    """Plans and steps stored before the built-in steps existed numbered the commands from 1."""
+    legacy = failed_run(plan=COMMANDS)
+    workspace = RunWorkspace(tmp_path, 7)
+    write_results(workspace, 2, '{"args": {"which": "run"}, "results": []}')
+    steps = executed(7, 2, COMMANDS)
+    assert plan_rerun(legacy, steps, workspace) == (
+        *BUILT_IN_STEPS,
+        PlannedStep("dbt retry", ("retry",), RetrySource(7, 2)),
+        TEST,
+    )
+    assert failure_details(legacy, steps) == (invoke_name("dbt run"), [invoke_name("dbt test")])
 
 
 def test_a_rerun_keeps_the_overrides_but_not_the_steps_override() -> None:
@@ -393,26 +449,60 @@ def test_a_rerun_keeps_the_overrides_but_not_the_steps_override() -> None:
     assert (trigger.schema_override, trigger.threads_override) == ("s", 4)
 
 
-def test_plan_appends_docs_generate_only_when_asked_and_missing(tmp_path: Path) -> None:
-    job = make_config(tmp_path, steps=("dbt build",)).jobs[1]
-    assert [step.command for step in plan_run(job, None, generate_docs=False)] == ["dbt build"]
-    assert [step.command for step in plan_run(job, None, generate_docs=True)] == [
-        "dbt build",
-        "dbt docs generate",
+def commands(plan: tuple[PlannedStep, ...]) -> list[str]:
+    return [step_name(step) for step in plan]
+
+
+def test_plan_numbers_steps_as_dbt_cloud_does(tmp_path: Path) -> None:
+    job = make_config(tmp_path, steps=("dbt seed", "dbt build")).jobs[1]
+    built_in = ["Clone git repository", "Create profile from connection DuckDB", invoke_name("dbt deps")]
+    assert commands(plan_run(job, None, generate_docs=False)) == [
+        *built_in,
+        invoke_name("dbt seed"),
+        invoke_name("dbt build"),
     ]
+    plan = plan_run(job, None, generate_docs=True, generate_sources=True)
+    assert commands(plan) == [
+        *built_in,
+        invoke_name("dbt source freshness"),  # the checkbox: first command step
+        invoke_name("dbt seed"),
+        invoke_name("dbt build"),
+        invoke_name("dbt docs generate"),  # the checkbox: last
+    ]
+    assert [step.optional for step in plan] == [False] * 3 + [True, False, False, True]
     override = [parse_step("dbt docs generate")]
-    assert [step.command for step in plan_run(job, override, generate_docs=True)] == ["dbt docs generate"]
+    listed = plan_run(job, override, generate_docs=True)
+    assert commands(listed) == [*built_in, invoke_name("dbt docs generate")], "listed once, not optional"
+    assert not listed[-1].optional
+    assert commands(plan_run(job, [], generate_docs=False)) == built_in, "a job without commands"
 
 
 def test_plan_and_trigger_round_trip_through_the_store_json() -> None:
-    run = failed_run(plan=(PlannedStep("dbt retry", ("retry",), RetrySource(3, 2)), *PLAN))
+    plan = (
+        *BUILT_IN_STEPS,
+        PlannedStep("dbt retry", ("retry",), RetrySource(3, 2)),
+        *COMMANDS,
+        DOCS_GENERATE_STEP,
+    )
+    run = failed_run(plan=plan)
     assert [PlannedStep.from_json(step.to_json()) for step in run.plan] == list(run.plan)
     assert RunTrigger.from_json(run.trigger.to_json()) == run.trigger
-    assert run.plan[0].to_json() == {
+    assert run.plan[3].to_json() == {
         "command": "dbt retry",
         "args": ["retry"],
         "retry_state": {"run_id": 3, "step": 2},
     }
+    assert [step.to_json() for step in run.plan[:3]] == [
+        {"command": "", "args": [], "kind": "clone"},
+        {"command": "", "args": [], "kind": "profile"},
+        {"command": "dbt deps", "args": ["deps"], "kind": "deps"},
+    ]
+    assert run.plan[-1].to_json() == {
+        "command": "dbt docs generate",
+        "args": ["docs", "generate"],
+        "optional": True,
+    }
+    assert PlannedStep.from_json({"command": "dbt seed", "args": ["seed"]}) == SEED, "rows of older servers"
 
 
 # Run environment ----------------------------------------------------------------------------------
@@ -439,18 +529,25 @@ def test_run_environment_keeps_server_secrets_out_and_project_variables_win(tmp_
     assert env["HOME"] == str(tmp_path / "home")
 
 
-def test_schema_override_rewrites_every_output_of_the_copy(tmp_path: Path) -> None:
+def test_the_run_profile_carries_the_schema_override_and_names_no_values(tmp_path: Path) -> None:
     workspace = RunWorkspace(tmp_path, 1)
     workspace.project.mkdir(parents=True)
     profiles = workspace.project / "profiles.yml"
     profiles.write_text(
         "config: {send_anonymous_usage_stats: false}\n"
-        "p:\n  target: a\n  outputs:\n    a: {type: duckdb, schema: main}\n    b: {type: duckdb}\n"
+        "p:\n  target: a\n  outputs:\n    a: {type: duckdb, schema: main, password: s3cret}\n"
+        "    b: {type: duckdb}\n"
     )
-    apply_schema_override(workspace, "pr_42")
-    text = profiles.read_text()
+    lines = write_run_profile(workspace, "pr_42", "b")
+    text = (workspace.profile_dir / "profiles.yml").read_text()
     assert text.count("schema: pr_42") == 2
     assert "send_anonymous_usage_stats: false" in text
+    assert "schema: main" in profiles.read_text(), "the project's own file is untouched"
+    log = "\n".join(lines)
+    assert "profile p: outputs a (duckdb), b (duckdb); default target a" in log
+    assert "schema override: pr_42" in log
+    assert "target: b" in log
+    assert "s3cret" not in log
 
 
 # Cancellation -------------------------------------------------------------------------------------
@@ -605,22 +702,35 @@ def test_leftover_processes_are_killed_only_in_their_run_directory(tmp_path: Pat
 # Execution with a fake dbt ------------------------------------------------------------------------
 
 
+BUILT_IN_NAMES = [
+    "Clone git repository",
+    "Create profile from connection DuckDB",
+    "Invoke dbt with `dbt deps`",
+]
+
+
 def test_steps_run_in_order_in_a_clean_environment(managers: Callable[..., RunManager]) -> None:
     manager = managers(packages=True)
     run_id = run_job(manager, threads_override=3)
     run = wait_for_end(manager, run_id)
     assert run.status == SUCCESS
     steps = manager.store.step_records(run_id)
-    assert [(step.command, step.args, step.status) for step in steps] == [
-        ("dbt seed", ("seed", "--threads", "3"), SUCCESS),
-        ("dbt run", ("run", "--threads", "3"), SUCCESS),
-        ("dbt test", ("test", "--threads", "3"), SUCCESS),
+    assert [(step.index, step.name, step.command, step.args, step.status) for step in steps] == [
+        (1, "Clone git repository", "", (), SUCCESS),
+        (2, "Create profile from connection DuckDB", "", (), SUCCESS),
+        (3, "Invoke dbt with `dbt deps`", "dbt deps", ("deps",), SUCCESS),
+        (4, "Invoke dbt with `dbt seed`", "dbt seed", ("seed", "--threads", "3"), SUCCESS),
+        (5, "Invoke dbt with `dbt run`", "dbt run", ("run", "--threads", "3"), SUCCESS),
+        (6, "Invoke dbt with `dbt test`", "dbt test", ("test", "--threads", "3"), SUCCESS),
     ]
     workspace = RunWorkspace(manager.data_dir, run_id)
-    assert "fake dbt deps" in workspace.deps_log.read_text()
-    console = workspace.console(2).read_text()
-    assert f"run {run_id} target {workspace.target(2)}" in console
-    assert all(step.pid for step in steps)
+    assert "Copied 3 files" in workspace.console(1).read_text()
+    assert (workspace.project / "packages.yml").exists()
+    assert f"Wrote {workspace.profile_dir / 'profiles.yml'}" in workspace.console(2).read_text()
+    assert "fake dbt deps" in workspace.console(3).read_text()
+    console = workspace.console(5).read_text()
+    assert f"run {run_id} target {workspace.target(5)}" in console
+    assert all(step.pid for step in steps[2:])
 
 
 def test_the_first_failing_step_ends_the_run_and_a_rerun_retries_from_it(
@@ -629,9 +739,9 @@ def test_the_first_failing_step_ends_the_run_and_a_rerun_retries_from_it(
     manager = managers(env={"FAKE_DBT_FAIL": "run"})
     first = wait_for_end(manager, run_job(manager))
     assert first.status == ERROR
-    assert [step.status for step in manager.store.step_records(first.id)] == [SUCCESS, ERROR]
+    assert [step.status for step in manager.store.step_records(first.id)] == [SUCCESS] * 4 + [ERROR]
     message = manager.store.get_run(first.id)["status_message"]
-    assert message == "Step 2 (`dbt run`) failed with exit code 1: 1 error; failed: model.p.m"
+    assert message == "Step 5 (`dbt run`) failed with exit code 1: 1 error; failed: model.p.m"
 
     rerun = manager.rerun(manager.config.jobs[1])
     assert rerun["retry_of_run_id"] == first.id
@@ -639,17 +749,83 @@ def test_the_first_failing_step_ends_the_run_and_a_rerun_retries_from_it(
     second = wait_for_end(manager, rerun["id"])
     # The fake `dbt retry` exits 0 only if the failed step's run_results.json was copied for it.
     assert second.status == SUCCESS
-    assert [step.command for step in manager.store.step_records(second.id)] == ["dbt retry", "dbt test"]
+    assert [step.name for step in manager.store.step_records(second.id)] == [
+        *BUILT_IN_NAMES,
+        "Invoke dbt with `dbt retry`",
+        "Invoke dbt with `dbt test`",
+    ]
 
     third = manager.rerun(manager.config.jobs[1])
     assert third["retry_of_run_id"] is None, "the latest run succeeded: a rerun is a normal run"
-    assert [step["command"] for step in third["plan"]] == ["dbt seed", "dbt run", "dbt test"]
+    assert [step["command"] for step in third["plan"]] == [
+        "",
+        "",
+        "dbt deps",
+        "dbt seed",
+        "dbt run",
+        "dbt test",
+    ]
+
+
+def test_checkbox_steps_that_fail_do_not_fail_the_run(managers: Callable[..., RunManager]) -> None:
+    """Source freshness runs first and docs last; as in dbt Cloud, their failure leaves the run a success."""
+    manager = managers(generate_docs=True, run_generate_sources=True, env={"FAKE_DBT_FAIL": "source,docs"})
+    run = wait_for_end(manager, run_job(manager))
+    assert run.status == SUCCESS
+    steps = manager.store.step_records(run.id)
+    assert [(step.name, step.status) for step in steps] == [
+        *((name, SUCCESS) for name in BUILT_IN_NAMES),
+        ("Invoke dbt with `dbt source freshness`", ERROR),
+        ("Invoke dbt with `dbt seed`", SUCCESS),
+        ("Invoke dbt with `dbt run`", SUCCESS),
+        ("Invoke dbt with `dbt test`", SUCCESS),
+        ("Invoke dbt with `dbt docs generate`", ERROR),
+    ]
+    assert manager.store.get_run(run.id)["status_message"] == "Success"
+
+
+def test_a_failing_command_skips_the_docs_checkbox(managers: Callable[..., RunManager]) -> None:
+    manager = managers(generate_docs=True, env={"FAKE_DBT_FAIL": "test"})
+    run = wait_for_end(manager, run_job(manager))
+    assert run.status == ERROR
+    assert manager.store.step_records(run.id)[-1].name == "Invoke dbt with `dbt test`", "docs did not run"
+
+
+def test_a_project_without_profiles_fails_the_profile_step(managers: Callable[..., RunManager]) -> None:
+    manager = managers(profiles=False)
+    run = wait_for_end(manager, run_job(manager))
+    assert run.status == ERROR
+    steps = manager.store.step_records(run.id)
+    assert [(step.index, step.status) for step in steps] == [(1, SUCCESS), (2, ERROR)], "nothing ran after it"
+    message = manager.store.get_run(run.id)["status_message"]
+    assert message.startswith("Step 2 (Create profile from connection DuckDB) failed: the dbt project has no")
+    console = RunWorkspace(manager.data_dir, run.id).console(2).read_text()
+    assert "Error: the dbt project has no profiles.yml" in console
+
+
+def test_a_missing_project_fails_the_clone_step(managers: Callable[..., RunManager]) -> None:
+    manager = managers()
+    shutil.rmtree(manager.config.projects[1].dbt_project_dir)
+    run = wait_for_end(manager, run_job(manager))
+    assert run.status == ERROR
+    assert [(step.index, step.status) for step in manager.store.step_records(run.id)] == [(1, ERROR)]
+    assert manager.store.get_run(run.id)["status_message"].startswith("Step 1 (Clone git repository) failed")
+
+
+def test_a_failing_dbt_deps_fails_the_run_at_step_3(managers: Callable[..., RunManager]) -> None:
+    manager = managers(env={"FAKE_DBT_FAIL": "deps"})
+    run = wait_for_end(manager, run_job(manager))
+    assert run.status == ERROR
+    assert [step.status for step in manager.store.step_records(run.id)] == [SUCCESS, SUCCESS, ERROR]
+    assert manager.store.get_run(run.id)["status_message"].startswith(
+        "Step 3 (`dbt deps`) failed with exit code 1"
+    )
 
 
 def test_cancel_during_dbt_deps_stops_it_promptly(managers: Callable[..., RunManager]) -> None:
     manager = managers(packages=True, env={"FAKE_DBT_SLEEP": "deps"})
     run_id = run_job(manager)
-    deps_log = RunWorkspace(manager.data_dir, run_id).deps_log
+    deps_log = RunWorkspace(manager.data_dir, run_id).console(3)
     wait_until(lambda: deps_log.exists() and "fake dbt deps" in deps_log.read_text(), what="dbt deps")
     pid = int(deps_log.read_text().split("pid", 1)[1].split()[0])
     started = time.monotonic()
@@ -658,7 +834,8 @@ def test_cancel_during_dbt_deps_stops_it_promptly(managers: Callable[..., RunMan
     assert time.monotonic() - started < 5, "deps was terminated, not waited for"
     assert run.status == CANCELLED
     assert manager.store.get_run(run_id)["status_message"] == "Cancelled by user"
-    assert manager.store.step_records(run_id) == [], "no step ran after the cancelled deps"
+    statuses = [step.status for step in manager.store.step_records(run_id)]
+    assert statuses == [SUCCESS, SUCCESS, CANCELLED], "no step ran after the cancelled deps"
     wait_until(lambda: not alive(pid), timeout=5, what="dbt deps to exit")
 
 
@@ -667,14 +844,14 @@ def test_the_job_timeout_covers_dbt_deps(managers: Callable[..., RunManager]) ->
     run = wait_for_end(manager, run_job(manager), timeout=15)
     assert run.status == ERROR
     assert manager.store.get_run(run.id)["status_message"] == (
-        "Job run timed out: `dbt deps` exceeded the job's timeout"
+        "Job run timed out: step 3 (`dbt deps`) exceeded the job's timeout"
     )
 
 
 def test_a_server_stop_during_dbt_deps_ends_the_run_as_stopped(managers: Callable[..., RunManager]) -> None:
     manager = managers(packages=True, env={"FAKE_DBT_SLEEP": "deps"})
     run_id = run_job(manager)
-    deps_log = RunWorkspace(manager.data_dir, run_id).deps_log
+    deps_log = RunWorkspace(manager.data_dir, run_id).console(3)
     wait_until(lambda: deps_log.exists() and "fake dbt deps" in deps_log.read_text(), what="dbt deps")
     started = time.monotonic()
     manager.stop()
@@ -686,12 +863,12 @@ def test_a_server_stop_during_dbt_deps_ends_the_run_as_stopped(managers: Callabl
 def test_cancel_of_a_running_step_marks_step_and_run_cancelled(managers: Callable[..., RunManager]) -> None:
     manager = managers(env={"FAKE_DBT_SLEEP": "run"})
     run_id = run_job(manager)
-    wait_until(lambda: len(manager.store.step_records(run_id)) == 2, what="step 2 to start")
-    wait_until(lambda: manager.store.step_records(run_id)[1].pid, what="step 2's process")
+    wait_until(lambda: len(manager.store.step_records(run_id)) == 5, what="step 5 to start")
+    wait_until(lambda: manager.store.step_records(run_id)[4].pid, what="step 5's process")
     manager.cancel(run_id)
     run = wait_for_end(manager, run_id, timeout=10)
     assert run.status == CANCELLED
-    assert [step.status for step in manager.store.step_records(run_id)] == [SUCCESS, CANCELLED]
+    assert [step.status for step in manager.store.step_records(run_id)] == [SUCCESS] * 4 + [CANCELLED]
 
 
 def test_recovery_kills_a_leftover_step_and_errors_its_run(tmp_path: Path) -> None:

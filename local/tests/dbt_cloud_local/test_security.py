@@ -165,8 +165,9 @@ def test_runs_write_nothing_outside_the_data_dir(server: LocalDbtCloud, finished
         ["prod.duckdb"],
     )
     run_dir = server.data_dir / "runs" / str(finished_run)
-    assert (run_dir / "steps" / "1" / "target" / "run_results.json").exists()
-    assert (run_dir / "steps" / "1" / "logs" / "dbt.log").exists()
+    assert (run_dir / "steps" / "4" / "target" / "run_results.json").exists()  # the job's first command
+    assert (run_dir / "steps" / "4" / "logs" / "dbt.log").exists()
+    assert (run_dir / "profile" / "profiles.yml").exists(), "the run's own profile"
     assert not Path(server.data_dir / "home").exists() or all(
         path.is_relative_to(server.data_dir) for path in (server.data_dir / "home").rglob("*")
     )

@@ -6,7 +6,9 @@ DuckDB path from ``DBT_DUCKDB_PATH``; reads ``raw.customers``/``raw.orders``/``r
 ``DBT_FAIL_MODEL=<model>`` makes that model fail at run time so downstream nodes are skipped; tags
 ``hourly``/``daily``. Raw tables come from seeds here (``dbt seed``), so a test needs nothing but dbt.
 It adds ``slow_model`` (tag ``slow``), a Python model that sleeps ``DBT_SLOW_SECONDS``: a run that is
-reliably in flight, for cancel, reuse and restart tests.
+reliably in flight, for cancel, reuse and restart tests. Its source ``raw.payments`` declares a freshness
+check on a column it lacks, so ``dbt source freshness`` always fails: how a run of a job with dbt
+Cloud's source freshness checkbox shows that step failing without failing the run.
 """
 
 from __future__ import annotations
@@ -70,7 +72,13 @@ version: 2
 sources:
   - name: raw
     schema: raw
-    tables: [{name: customers}, {name: orders}, {name: payments}]
+    tables:
+      - {name: customers}
+      - {name: orders}
+      - name: payments
+        loaded_at_field: _loaded_at
+        config:
+          freshness: {warn_after: {count: 1, period: day}}
 models:
   - name: stg_orders
     columns:

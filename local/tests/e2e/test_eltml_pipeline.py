@@ -97,8 +97,10 @@ def test_failed_model_is_named_then_clearing_the_task_reruns_only_failed_and_ski
     assert states["ml_training"][0] == "success"
     rerun = pipeline.run(pipeline.xcom(ELTML, cleared.run_id, DBT_TASK))
     assert rerun["trigger"]["cause_category"] == "rerun"
-    assert rerun["run_steps"][0]["name"] == "Invoke dbt with `dbt retry`"
-    executed = pipeline.run_results(rerun["id"], 1)
+    # dbt Cloud's steps 1 to 3 (clone, profile, deps), then the retry as the first command: step 4.
+    retry_step = rerun["run_steps"][3]
+    assert (retry_step["index"], retry_step["name"]) == (4, "Invoke dbt with `dbt retry`"), rerun["run_steps"]
+    executed = pipeline.run_results(rerun["id"], retry_step["index"])
     assert set(executed) == expected, "exactly the failed and skipped nodes, nothing else"
     assert set(executed.values()) <= {"success", "pass"}
 

@@ -12,6 +12,8 @@ from include.dbt_cloud.rerun import RerunRequest, trigger_once
 from include.eltml.load import load_raw_tables
 
 DAG_ID = "dbt_cloud_rerun_parser"
+#: The job's first command is step 4: dbt Cloud starts every run with its clone, profile and deps steps.
+FIRST_COMMAND = 4
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,9 @@ def test_dag_reruns_exactly_the_failed_and_skipped_nodes(pipeline: Pipeline, fai
     (command,) = rerun["trigger"]["steps_override"]
     assert command.startswith("dbt build --select ")
     assert command.endswith("--indirect-selection empty")
-    assert set(pipeline.run_results(rerun["id"], 1)) == expected, "no extra node, no missing node"
+    step = rerun["run_steps"][FIRST_COMMAND - 1]
+    assert (step["index"], step["name"]) == (FIRST_COMMAND, f"Invoke dbt with `{command}`")
+    assert set(pipeline.run_results(rerun["id"], FIRST_COMMAND)) == expected, "no extra node, no missing node"
     assert "model.jaffle_shop.stg_orders" in outcome.output, "the log lists the nodes it reruns"
     assert pipeline.task_instances(DAG_ID, outcome.run_id)["wait_for_rerun"][0] == "success"
 
@@ -63,7 +67,7 @@ def test_dag_reruns_a_run_that_had_its_own_steps_override(pipeline: Pipeline):
     finally:
         pipeline.set_environment_variable("DBT_FAIL_MODEL", None)
     assert failed["status"] == ERROR
-    failed_results = pipeline.run_results(failed["id"], 1)
+    failed_results = pipeline.run_results(failed["id"], FIRST_COMMAND)
     expected = {uid for uid, status in failed_results.items() if status in NOT_OK}
     assert "model.jaffle_shop.orders" in expected
     assert "model.jaffle_shop.stg_orders" not in expected, "stg_orders succeeded before orders failed"
@@ -75,7 +79,7 @@ def test_dag_reruns_a_run_that_had_its_own_steps_override(pipeline: Pipeline):
 
     assert outcome.state == "success", outcome.output[-4000:]
     (rerun,) = pipeline.runs()[known_runs:]
-    assert set(pipeline.run_results(rerun["id"], 1)) == expected
+    assert set(pipeline.run_results(rerun["id"], FIRST_COMMAND)) == expected
 
 
 def test_dag_skips_with_a_reason_when_the_run_did_not_fail(pipeline: Pipeline, failed_run: dict):
