@@ -19,7 +19,11 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "local"), str(REPO_ROOT / "local" / "tests" / "dbt_cloud_local")]
+sys.path[:0] = [
+    str(REPO_ROOT),
+    str(REPO_ROOT / "local"),
+    str(REPO_ROOT / "local" / "tests" / "dbt_cloud_local"),
+]
 
 from helpers import TOKEN, trigger, wait_for_status, write_config  # noqa: E402
 

@@ -325,7 +325,7 @@ def failed_run() -> RunResultsSnapshot:
         step_outcome(
             index, name, json.loads((FIXTURES / "failed" / f"step{index}_run_results.json").read_text())
         )
-        for index, name in ((1, "Invoke dbt with `dbt seed`"), (2, "Invoke dbt with `dbt build`"))
+        for index, name in ((4, "Invoke dbt with `dbt seed`"), (5, "Invoke dbt with `dbt build`"))
     ]
     return RunResultsSnapshot(7, 20, "Error", "https://x/runs/7/", run_results_by_node(steps))
 
