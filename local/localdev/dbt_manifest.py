@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import httpx
 
@@ -20,6 +19,7 @@ from dbt_cloud_local.testing import run_local_dbt_cloud
 from include.dbt_cloud import manifest_refresh
 from localdev.airflow_env import data_environment
 from localdev.stack_settings import StackSettings
+from localdev.state import state_dir
 
 
 def main(argv: list[str]) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
         print(f"Refreshing from {base_url} (DBT_BASE_URL)")
         return manifest_refresh.main([*argv, "--base-url", base_url])
 
-    state = StackSettings(state_dir=Path(os.environ.get("LOCALDEV_STATE_DIR") or StackSettings().state_dir))
+    state = StackSettings(state_dir=state_dir())
     access = client_access(state.dbt_cloud_dir, port)
     os.environ.setdefault("DBT_API_KEY", access.token)
     if _answers(local_url, access):
