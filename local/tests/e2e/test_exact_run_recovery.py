@@ -153,7 +153,11 @@ def _wait_until(condition, what: str, process=None, timeout: float = 180) -> Non
         if process is not None and process.poll() is not None:
             raise AssertionError(f"the DAG run ended before {what}:\n{process.stdout.read()[-4000:]}")
         time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    output = ""
+    if process is not None:  # what the DAG run was doing is the diagnosis
+        os.killpg(process.pid, signal.SIGKILL)
+        output = process.communicate(timeout=30)[0][-6000:]
+    raise AssertionError(f"timed out waiting for {what}\n{output}")
 
 
 def _wait_for_runs(pipeline: Pipeline, known: int, count: int) -> list[dict]:
