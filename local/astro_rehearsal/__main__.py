@@ -88,11 +88,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rehearse(args: argparse.Namespace, timings: Timings) -> bool:
-    dbt_cloud_port = host_port()  # checked first: the stack at the end publishes it on the host
-    if not _port_is_free(dbt_cloud_port):
-        raise podman.ContainerError(port_taken_message(dbt_cloud_port, "make astro-rehearsal"))
     print(f"Container engine: {podman.check_podman()}")
     project = astro_compose.AstroProject.load(PROJECT_ROOT)
+    _remove_abandoned_stacks(project)
+    dbt_cloud_port = host_port()  # the stack at the end publishes it on the host
+    if not _port_is_free(dbt_cloud_port):
+        raise podman.ContainerError(port_taken_message(dbt_cloud_port, "make astro-rehearsal"))
     work_dir = state_dir() / REHEARSAL_DIR
     work_dir.mkdir(parents=True, exist_ok=True)
 
@@ -295,6 +296,19 @@ def _print_proof(
         and page.status_code == 200
         and run_link.startswith(f"{base_url}/")
     )
+
+
+def _remove_abandoned_stacks(project: astro_compose.AstroProject) -> None:
+    """Remove the stacks of this project, from any clone, whose processes died with an interrupted run.
+
+    Their port forwards outlive them and would swallow the new stack's api-server port: the health
+    check then sees nothing for the CLI's whole minute. A stack that is still alive is left alone.
+    """
+    prefix = project.compose_project.rsplit("_", 1)[0] + "_"
+    for name, containers in podman.compose_projects(prefix).items():
+        if podman.is_abandoned(containers):
+            podman.remove_project(name, containers)
+            print(f"  removed {name}: its processes were gone, its port forwards were not")
 
 
 def _show_logs(compose_argv: list[str], env: dict[str, str]) -> None:

@@ -134,6 +134,42 @@ def docker_api(socket_path: Path) -> Iterator[dict[str, str]]:
         socket_path.unlink(missing_ok=True)
 
 
+def compose_projects(name_prefix: str) -> dict[str, list[str]]:
+    """The compose projects whose name starts with ``name_prefix``: their container IDs, by project."""
+    listed = run(
+        ["podman", "ps", "--all", "--format", '{{.ID}} {{index .Labels "com.docker.compose.project"}}'],
+        quiet=True,
+    )
+    projects: dict[str, list[str]] = {}
+    for line in listed.stdout.splitlines():
+        container, _, project = line.partition(" ")
+        if project.startswith(name_prefix):
+            projects.setdefault(project, []).append(container)
+    return projects
+
+
+def is_abandoned(containers: list[str]) -> bool:
+    """No process of these containers is alive, whatever state Podman still records for them.
+
+    A stack whose ``conmon`` processes were killed (a machine stopped mid-run) stays "Up" in Podman's
+    records and keeps its port forwards: iptables rules that send the host port to a dead address, so
+    a new stack publishing the same port is never reached there.
+    """
+    pids = run(["podman", "inspect", "--format", "{{.State.Pid}}", *containers], quiet=True, check=False)
+    return not any(pid.strip() not in ("", "0") and Path(f"/proc/{pid.strip()}").exists()
+                   for pid in pids.stdout.splitlines())  # fmt: skip
+
+
+def remove_project(project: str, containers: list[str]) -> None:
+    """What ``compose down --volumes`` removes, by label, for a project whose compose files are gone."""
+    label = f"label=com.docker.compose.project={project}"
+    run(["podman", "rm", "--force", "--time", "5", *containers], quiet=True, check=False)
+    for kind in ("network", "volume"):
+        names = run(["podman", kind, "ls", "--filter", label, "--format", "{{.Name}}"], quiet=True)
+        if names.stdout.split():
+            run(["podman", kind, "rm", "--force", *names.stdout.split()], quiet=True, check=False)
+
+
 @contextmanager
 def healthchecks_running(compose_project: str, interval: float = 3.0) -> Iterator[None]:
     """Run the healthchecks of the project's containers until the block ends (Podman won't)."""
