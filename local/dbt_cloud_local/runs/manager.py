@@ -8,6 +8,7 @@ The run manager the API and the server use: queue runs, rerun from failure, canc
 * ``execution``   executing a started run: its steps (clone, profile, ``dbt deps``, commands), outcome;
 * ``environment`` the environment and profile a run's dbt processes get;
 * ``supervisor``  starting, cancelling (SIGTERM, then SIGKILL) and timing out dbt processes;
+* ``warm_dbt``    starting dbt with dbt already imported (a fork server per dbt Python);
 * ``workspace``   the files of one run under ``<data-dir>/runs/<id>/``;
 * ``recovery``    after a crash, ending the runs a dead server left in progress.
 
@@ -33,6 +34,7 @@ from dbt_cloud_local.runs.execution import RunChanged, RunExecutor
 from dbt_cloud_local.runs.plan import RetryRefused, plan_rerun, plan_run, rerun_trigger, retry_refusal
 from dbt_cloud_local.runs.recovery import recover_interrupted_runs
 from dbt_cloud_local.runs.supervisor import ProcessSupervisor
+from dbt_cloud_local.runs.warm_dbt import WarmDbt
 from dbt_cloud_local.runs.workspace import RunWorkspace
 from dbt_cloud_local.store.database import Store
 from dbt_cloud_local.store.sqlite import utcnow
@@ -52,11 +54,12 @@ class RunManager:
         self.config = config
         self.store = store
         self.data_dir = data_dir
+        self.launcher = WarmDbt()
         self.executor = RunExecutor(
             config,
             store,
             data_dir,
-            ProcessSupervisor(config.server.cancel_grace_seconds),
+            ProcessSupervisor(config.server.cancel_grace_seconds, launcher=self.launcher),
             faults,
             on_run_change=on_run_change,
         )
@@ -78,6 +81,7 @@ class RunManager:
     def stop(self) -> None:
         """Stop dispatching, terminate running dbt processes and mark their runs errored."""
         self.dispatcher.stop()
+        self.launcher.close()
 
     # Requests ---------------------------------------------------------------------------------
 

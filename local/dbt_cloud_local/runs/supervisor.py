@@ -4,7 +4,8 @@ Start a dbt process, watch it, and stop it on cancel or timeout; kill processes 
 Every dbt invocation of a run (``dbt deps`` and each step) goes through ``ProcessSupervisor.run``, so
 all of them honour a cancel, a server stop and the job's timeout the same way:
 
-* the process starts in its own session (process group) without a shell, its output going to a file;
+* the process starts in its own session (process group) without a shell, its output going to a file
+  (``runs.warm_dbt`` starts dbt with dbt already imported; anything else is a plain subprocess);
 * when the run's interrupt event is set, or the deadline passes, the whole group gets SIGTERM (dbt
   then cancels its open queries and exits) and, if it is still alive after the grace period, SIGKILL;
 * the group, not only the process, is signalled, because dbt's Python models and adapters may fork.
@@ -24,6 +25,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from dbt_cloud_local.runs.warm_dbt import popen
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,23 @@ class ProcessResult:
     outcome: Outcome
     exit_code: int | None = None
     start_error: OSError | None = None
+
+
+class Process(Protocol):
+    """What the supervisor uses of a started process (``subprocess.Popen`` has it)."""
+
+    pid: int
+    returncode: int | None
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class Launcher(Protocol):
+    """Starts ``argv`` in its own process group, stdout and stderr into ``output``; OSError if it can't."""
+
+    def __call__(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], output: Path
+    ) -> Process: ...
 
 
 def _noop(*_: object) -> None:
@@ -70,8 +91,10 @@ class ProcessSupervisor:
         *,
         poll_seconds: float = POLL_SECONDS,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        launcher: Launcher = popen,
     ) -> None:
         self.grace_seconds = grace_seconds
+        self.launcher = launcher
         self.poll_seconds = poll_seconds
         self.heartbeat_seconds = heartbeat_seconds
 
@@ -93,26 +116,17 @@ class ProcessSupervisor:
         stdout and stderr go to ``output`` (truncated first). ``on_start`` receives the pid, which is
         also the process group id, as soon as the process exists.
         """
-        with output.open("wb") as sink:
-            try:
-                process = subprocess.Popen(  # no shell: argv is a validated argument list
-                    list(argv),
-                    cwd=cwd,
-                    env=dict(env),
-                    stdin=subprocess.DEVNULL,
-                    stdout=sink,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                return ProcessResult(Outcome.NOT_STARTED, start_error=exc)
-            on_start(process.pid)
-            outcome = self._watch(process, interrupt, deadline, heartbeat)
+        try:
+            process = self.launcher(argv, cwd=cwd, env=env, output=output)
+        except OSError as exc:
+            return ProcessResult(Outcome.NOT_STARTED, start_error=exc)
+        on_start(process.pid)
+        outcome = self._watch(process, interrupt, deadline, heartbeat)
         return ProcessResult(outcome, exit_code=process.returncode)
 
     def _watch(
         self,
-        process: subprocess.Popen[bytes],
+        process: Process,
         interrupt: threading.Event,
         deadline: float | None,
         heartbeat: Callable[[], None],
@@ -134,7 +148,7 @@ class ProcessSupervisor:
                 heartbeat()
                 next_heartbeat = time.monotonic() + self.heartbeat_seconds
 
-    def terminate(self, process: subprocess.Popen[bytes]) -> None:
+    def terminate(self, process: Process) -> None:
         """SIGTERM the process group, then SIGKILL it if the leader outlives the grace period."""
         signal_group(process.pid, signal.SIGTERM)
         try:
