@@ -83,10 +83,11 @@ fix-model: venv
 
 # Both trees (pyproject's testpaths): tests/ (the image's suite) and local/tests/ (what needs local tools), on
 # TEST_WORKERS pytest-xdist workers, a test file at a time per worker (its servers and dbt runs are shared by
-# its tests). Most of a test's time is spent waiting on dbt, servers and Airflow, so two workers fit 2 cores.
+# its tests), longest files first (local/tests/conftest.py). Most of a test's time is spent waiting on dbt,
+# servers and Airflow, so two workers fit 2 cores.
 # `browser` (defined below) makes sure the UI test has a Chromium.
 TEST_WORKERS ?= 2
-PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: venv browser
 	$(VENV)/bin/pytest --timeout=900 $(PYTEST_PARALLEL)
 

@@ -25,6 +25,12 @@ SLOW_LANES = {
 }
 
 
+#: The order test files start in, longest first (then collection order): the xdist workers of
+#: `make test` take files in this order (`--no-loadscope-reorder`), so the few long end-to-end files do
+#: not start last and leave one worker running them alone while the other waits.
+LONGEST_FIRST = (*SLOW_LANES, "dbt_cloud_local/", "demo_dbt_project/")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not item.path.is_relative_to(LOCAL_TESTS):
@@ -33,3 +39,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for prefix, marker in SLOW_LANES.items():
             if path.startswith(prefix):
                 item.add_marker(marker)
+    items.sort(key=_start_rank)
+
+
+def _start_rank(item: pytest.Item) -> int:
+    if item.path.is_relative_to(LOCAL_TESTS):
+        path = item.path.relative_to(LOCAL_TESTS).as_posix()
+        for rank, prefix in enumerate(LONGEST_FIRST):
+            if path.startswith(prefix):
+                return rank
+    return len(LONGEST_FIRST)
