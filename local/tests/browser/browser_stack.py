@@ -74,6 +74,14 @@ class BrowserStack:
                     raise
             time.sleep(2)
 
+    def wait_for_the_clear(self, dag_id: str, run_id: str, timeout: float = 30) -> None:
+        """The clear dialog closes before the UI's clear request has landed; until it has, the DAG
+        run still reads ``failed``. A clear makes it ``queued``."""
+        deadline = time.monotonic() + timeout
+        while self.airflow(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"] == "failed":
+            assert time.monotonic() < deadline, f"the clear never reached DAG run {run_id}"
+            time.sleep(0.5)
+
     # --- local dbt Cloud ----------------------------------------------------------------------
     def dbt_cloud(self, method: str, path: str, **kwargs: Any) -> Any:
         access = self.dbt_cloud_access

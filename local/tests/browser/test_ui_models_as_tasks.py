@@ -77,6 +77,7 @@ def test_one_failed_model_is_red_in_the_grid_then_clearing_it_reruns_exactly_its
 
         stack.set_environment_variable("DBT_FAIL_MODEL", None)  # fix the cause
         _clear_with_downstream(page, screenshots / SHOTS["clear"])
+        stack.wait_for_the_clear(DAG_ID, run_id)
         _wait_for_run(stack, run_id, "success", timeout=300)
         print(f"cleared task and its downstream succeeded after {time.monotonic() - started:.0f}s")
 
