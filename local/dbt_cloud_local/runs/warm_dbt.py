@@ -89,19 +89,20 @@ class DbtForkServer:
             start_new_session=True,  # a Ctrl-C meant for the server does not reach it
         )
         self._lock = threading.Lock()  # one request at a time: an answer belongs to the last request
-        self._answers: queue.Queue[ForkedProcess | str] = queue.Queue()
+        self._answers: queue.Queue[ForkedProcess | str | None] = queue.Queue()
         self._children: dict[int, ForkedProcess] = {}
         self._ready = threading.Event()
+        self._gone = False  # set once its answers ended: it exited, or is about to
         self._reader = threading.Thread(target=self._read, name="dbt-forkserver", daemon=True)
         self._reader.start()
-        if not self._ready.wait(READY_TIMEOUT_SECONDS) or self._process.poll() is not None:
+        if not self._ready.wait(READY_TIMEOUT_SECONDS) or self._gone:
             self.close()
             raise ForkServerGone(f"the dbt fork server under {python} did not start")
 
     def start(self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str], output: Path) -> ForkedProcess:
         request = {"args": list(args), "cwd": str(cwd), "env": dict(env), "output": str(output)}
         with self._lock:
-            if self._process.poll() is not None or self._process.stdin is None:
+            if self._gone or self._process.stdin is None:
                 raise ForkServerGone("the dbt fork server has ended")
             try:
                 self._process.stdin.write(json.dumps(request).encode() + b"\n")
@@ -109,6 +110,8 @@ class DbtForkServer:
             except (BrokenPipeError, ValueError) as exc:
                 raise ForkServerGone("the dbt fork server has ended") from exc
             answer = self._answers.get()
+        if answer is None:
+            raise ForkServerGone("the dbt fork server ended before it answered")
         if isinstance(answer, str):
             raise OSError(answer)  # the supervisor reports it as a dbt that could not start
         return answer
@@ -145,8 +148,9 @@ class DbtForkServer:
 
     def _ended(self) -> None:
         """The fork server is gone: no exit code will come for its children; wait for them by pid."""
+        self._gone = True
         self._ready.set()
-        self._answers.put("the dbt fork server ended while starting dbt")
+        self._answers.put(None)  # to a request it could not answer: start it as a plain process
         for child in list(self._children.values()):
             threading.Thread(target=_wait_for_orphan, args=(child,), daemon=True).start()
         if self._children:
