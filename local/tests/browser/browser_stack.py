@@ -7,12 +7,15 @@ browser test checks from outside the UI; ``chromium_executable`` finds the Chrom
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 import urllib.error
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
+from playwright.sync_api import Page, expect
 
 from dbt_cloud_local.client import client_access
 from localdev.testing import IsolatedStack
@@ -139,3 +142,39 @@ class BrowserStack:
         except (AssertionError, httpx.HTTPError) as exc:
             parts.append(f"(dbt Cloud runs unavailable: {exc})")
         return "\n".join(parts)
+
+
+# --- What a user does in the UI, the same for every DAG --------------------------------------------
+
+
+def open_dag_from_the_list(page: Page, ui: str, dag_id: str) -> None:
+    """Home -> Dags -> the DAG's page."""
+    page.goto(ui)
+    expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
+    page.get_by_role("link", name="Dags", exact=True).click()
+    page.get_by_role("link", name=dag_id, exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/dags/{dag_id}$"))
+
+
+def unpause_and_trigger(page: Page, dag_id: str) -> str:
+    """On the DAG's page: unpause it, then Trigger a single run. Returns the new DAG run's id."""
+    pause_toggle = page.get_by_test_id("toggle-pause")
+    expect(pause_toggle).to_have_count(1)  # the DAG's page, no longer the list of DAGs
+    if not pause_toggle.get_by_role("checkbox").is_checked():
+        pause_toggle.click()
+    expect(pause_toggle.get_by_role("checkbox")).to_be_checked()
+    page.get_by_role("button", name="Trigger Dag").click()
+    form = page.get_by_role("dialog")
+    expect(form).to_contain_text(f"Trigger Dag - {dag_id}")
+    single = form.get_by_text("Single Run", exact=True)
+    if single.count():  # offered beside Backfill for a scheduled DAG only
+        single.click()
+    unpause = form.locator("label").filter(has_text=f"Unpause {dag_id} on trigger")
+    if unpause.count():  # only offered while the DAG is paused; checked by default
+        expect(unpause.get_by_role("checkbox")).to_be_checked()
+    form.get_by_role("button", name="Trigger", exact=True).click()
+    expect(page.get_by_text("Dag Run Triggered").first).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/dags/{dag_id}/runs/[^/]+$"))
+    run_id = unquote(page.url.rsplit("/runs/", 1)[1])
+    assert run_id.startswith("manual__"), f"expected a manual run, the UI opened {page.url}"
+    return run_id

@@ -18,11 +18,10 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudJobRunStatus
-from browser_stack import BrowserStack
+from browser_stack import BrowserStack, open_dag_from_the_list, unpause_and_trigger
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
@@ -104,27 +103,8 @@ def test_one_failed_model_is_red_in_the_grid_then_clearing_it_reruns_exactly_its
 
 def _trigger_from_the_ui(page: Page, stack: BrowserStack) -> str:
     """Dags -> the DAG, unpause, Trigger. Returns the new DAG run's id."""
-    page.goto(stack.ui)
-    page.get_by_role("link", name="Dags", exact=True).click()
-    page.get_by_role("link", name=DAG_ID, exact=True).click()
-    expect(page).to_have_url(re.compile(rf"/dags/{DAG_ID}$"))
-    pause_toggle = page.get_by_test_id("toggle-pause")
-    expect(pause_toggle).to_have_count(1)  # the DAG's page, no longer the list of DAGs
-    if not pause_toggle.get_by_role("checkbox").is_checked():
-        pause_toggle.click()
-    expect(pause_toggle.get_by_role("checkbox")).to_be_checked()
-    page.get_by_role("button", name="Trigger Dag").click()
-    form = page.get_by_role("dialog")
-    expect(form).to_contain_text(f"Trigger Dag - {DAG_ID}")
-    single = form.get_by_text("Single Run", exact=True)
-    if single.count():
-        single.click()
-    form.get_by_role("button", name="Trigger", exact=True).click()
-    expect(page.get_by_text("Dag Run Triggered").first).to_be_visible()
-    expect(page).to_have_url(re.compile(rf"/dags/{DAG_ID}/runs/[^/]+$"))
-    run_id = unquote(page.url.rsplit("/runs/", 1)[1])
-    assert run_id.startswith("manual__"), f"expected a manual run, the UI opened {page.url}"
-    return run_id
+    open_dag_from_the_list(page, stack.ui, DAG_ID)
+    return unpause_and_trigger(page, DAG_ID)
 
 
 def _wait_for_run(stack: BrowserStack, run_id: str, wanted: str, timeout: float) -> None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 from airflow.providers.dbt.cloud.hooks.dbt import DbtCloudJobRunStatus
-from browser_stack import BrowserStack
+from browser_stack import BrowserStack, open_dag_from_the_list, unpause_and_trigger
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
@@ -92,32 +91,12 @@ def test_failed_dbt_task_is_explained_in_its_log_then_cleared_and_reruns_only_wh
 
 def _trigger_from_the_ui(page: Page, stack: BrowserStack) -> str:
     """Home -> Dags -> the eltml DAG, graph view, unpause, Trigger (single run). Returns the run id."""
-    page.goto(stack.ui)
-    expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
-    page.get_by_role("link", name="Dags", exact=True).click()
-    page.get_by_role("link", name=DAG_ID, exact=True).click()
-    expect(page).to_have_url(re.compile(rf"/dags/{DAG_ID}$"))
+    open_dag_from_the_list(page, stack.ui, DAG_ID)
     page.get_by_role("button", name=re.compile(r"^Show Graph")).click()
     expect(page.get_by_test_id(f"rf__node-{DBT_TASK}")).to_be_visible()
-
-    pause_toggle = page.get_by_test_id("toggle-pause")
-    expect(pause_toggle.get_by_role("checkbox")).not_to_be_checked()
-    pause_toggle.click()
-    expect(pause_toggle.get_by_role("checkbox")).to_be_checked()
-
-    page.get_by_role("button", name="Trigger Dag").click()
-    form = page.get_by_role("dialog")
-    expect(form).to_contain_text(f"Trigger Dag - {DAG_ID}")
-    form.get_by_text("Single Run", exact=True).click()
-    unpause = form.locator("label").filter(has_text=f"Unpause {DAG_ID} on trigger")
-    if unpause.count():  # only offered while the DAG is paused; checked by default
-        expect(unpause.get_by_role("checkbox")).to_be_checked()
-    form.get_by_role("button", name="Trigger", exact=True).click()
-    expect(page.get_by_text("Dag Run Triggered").first).to_be_visible()
-    expect(page).to_have_url(re.compile(rf"/dags/{DAG_ID}/runs/[^/]+$"))
-    run_id = unquote(page.url.rsplit("/runs/", 1)[1])
-    assert run_id.startswith("manual__"), f"expected a manual run, the UI opened {page.url}"
-    return run_id
+    # A new DAG starts paused.
+    expect(page.get_by_test_id("toggle-pause").get_by_role("checkbox")).not_to_be_checked()
+    return unpause_and_trigger(page, DAG_ID)
 
 
 def _wait_for_states(
